@@ -1,0 +1,174 @@
+"""The `inbound` command. Each sub-command imports only what it runs, so start-up stays quick."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from app.settings import get_settings
+
+cli = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Inbound: Kafka inbound ingest with a real DLQ.",
+)
+kafka_cli = typer.Typer(
+    no_args_is_help=True, help="A real local Apache Kafka for development and tests."
+)
+project_cli = typer.Typer(no_args_is_help=True, help="Projects and their keys.")
+cli.add_typer(kafka_cli, name="kafka")
+cli.add_typer(project_cli, name="project")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@kafka_cli.command("fetch")
+def kafka_fetch() -> None:
+    """Fetch Apache Kafka's jars with Maven into the cache dir (once)."""
+    from app.kafka.jars import ensure_jars
+    from app.kafka.prerequisites import MissingPrerequisite
+
+    try:
+        typer.echo(str(ensure_jars(get_settings().cache_dir)))
+    except (MissingPrerequisite, RuntimeError) as exc:
+        _fail(str(exc))
+
+
+@kafka_cli.command("start")
+def kafka_start(
+    nodes: int = typer.Option(1, "--nodes", min=1, max=3, help="1, or 3 for RF 3 / min ISR 2."),
+    port: int | None = typer.Option(None, help="First broker port (default INBOUND_KAFKA_PORT)."),
+) -> None:
+    """Start a local KRaft cluster on loopback and print its bootstrap address."""
+    from app.kafka import local
+    from app.kafka.prerequisites import MissingPrerequisite
+
+    if nodes == 2:
+        _fail("--nodes must be 1 or 3")
+    settings = get_settings()
+    try:
+        state = local.start(
+            settings.data_dir,
+            settings.cache_dir,
+            base_port=port or settings.kafka_port,
+            nodes=nodes,
+        )
+    except (MissingPrerequisite, local.KafkaStartError, RuntimeError) as exc:
+        _fail(str(exc))
+    typer.echo(state.bootstrap)
+
+
+@kafka_cli.command("stop")
+def kafka_stop() -> None:
+    """Stop the local cluster."""
+    from app.kafka import local
+
+    stopped = local.stop(get_settings().data_dir)
+    typer.echo("stopped" if stopped else "not running")
+
+
+@kafka_cli.command("status")
+def kafka_status() -> None:
+    """Print the local cluster's state as JSON; exit 1 when it is not running."""
+    from app.kafka import local
+
+    info = local.status(get_settings().data_dir)
+    typer.echo(json.dumps(info, indent=2))
+    if not info["running"]:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Upgrade the database to the newest schema."""
+    from app.store.migrate import upgrade
+
+    settings = get_settings()
+    try:
+        upgrade(settings.effective_database_url, revision)
+    except Exception as exc:  # noqa: BLE001 - report any driver error plainly
+        _fail(f"migration failed on {_safe_url(settings.effective_database_url)}: {exc}")
+    typer.echo(f"database at {_safe_url(settings.effective_database_url)} is at {revision}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@project_cli.command("create")
+def project_create(
+    name: str = typer.Option(..., "--name", help="A human name for the project."),
+) -> None:
+    """Create a project; prints JSON with project_id, master_key, write_key, read_key (shown once)."""
+    from app.store.db import get_engine, session_scope
+    from app.store.migrate import upgrade
+    from app.store.projects import create_project
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    try:
+        with session_scope(get_engine()) as session:
+            created = create_project(session, name)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(created, indent=2))
+
+
+@cli.command()
+def worker() -> None:
+    """Run the ingest worker (Faust) on the backend Kafka."""
+    from app.ingest.worker import run_worker
+
+    run_worker(get_settings())
+
+
+@cli.command()
+def api() -> None:
+    """Run the HTTP API."""
+    from app.api.server import run_api
+
+    run_api(get_settings())
+
+
+@cli.command()
+def gateway() -> None:
+    """Run the Kafka edge gateway (SASL_SSL/PLAIN, per-project topics, produce-only)."""
+    from app.gateway.server import run_gateway
+
+    run_gateway(get_settings())
+
+
+@cli.command()
+def certs(
+    out: Path | None = typer.Option(None, help="Directory for the CA, certificate and truststore."),
+) -> None:
+    """Make a development CA and server certificate for the gateway; prints client settings."""
+    from app.gateway.certs import make_dev_certs
+
+    settings = get_settings()
+    info = make_dev_certs(out or settings.data_dir / "certs")
+    typer.echo(json.dumps(info, indent=2))
+
+
+@cli.command()
+def up() -> None:
+    """Run everything on embedded defaults: local Kafka, SQLite, worker, API, gateway."""
+    from app.cli.supervisor import run_all
+
+    sys.exit(run_all(get_settings()))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The one settings object. Every field is an ``INBOUND_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INBOUND_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".local" / "share" / "inbound",
+        description="Where the SQLite file, local Kafka data and logs live.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "inbound",
+        description="Where the Apache Kafka jars fetched with Maven are kept.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means SQLite at <data_dir>/inbound.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Backend Kafka bootstrap servers; unset means `inbound up` starts a local broker.",
+    )
+    kafka_port: int = Field(default=9092, description="First port of the local Kafka broker(s).")
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(default=8080, description="Port of the HTTP API.")
+    gateway_host: str = Field(default="127.0.0.1", description="Address the Kafka edge binds to.")
+    gateway_port: int = Field(default=9093, description="Port of the Kafka edge gateway (TLS).")
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token for /admin/... (support staff); unset disables /admin.",
+    )
+    worker_batch_size: int = Field(
+        default=2000, description="Most records the worker takes per batch."
+    )
+    worker_batch_ms: int = Field(
+        default=100, description="Longest the worker waits to fill a batch, in milliseconds."
+    )
+    worker_metadata_max_age_ms: int = Field(
+        default=2000,
+        description="How often the worker refreshes metadata to find new inbound topics (ms).",
+    )
+    worker_metrics_port: int = Field(
+        default=9464, description="Port of the worker's /metrics and /healthz (0 disables)."
+    )
+    error_payload_cap: int = Field(
+        default=65536, description="Bytes of a rejected payload kept in the error table."
+    )
+    dlq_replicas: int = Field(
+        default=1,
+        description="Replication factor of DLQ topics created on demand (3 in production).",
+    )
+    dlq_pause_ratio: float = Field(
+        default=0.9,
+        description="Rejected share over a window above which a partition's DLQ pauses.",
+    )
+    dlq_pause_min_events: int = Field(
+        default=1000,
+        description="Events a window must hold before the DLQ circuit breaker may trip.",
+    )
+    geoip_database: Path | None = Field(
+        default=None, description="MaxMind GeoLite2/GeoIP2 City .mmdb used by keen:ip_to_geo."
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhook URLs that resolve to private/loopback addresses."
+    )
+    log_level: str = Field(default="INFO", description="Log level of every process.")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'inbound.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
