@@ -147,6 +147,14 @@ def gateway() -> None:
 
 
 @cli.command()
+def webhooks() -> None:
+    """Run the webhook dispatcher: durable, signed, retried failure notifications."""
+    from app.webhooks.dispatcher import run_dispatcher
+
+    run_dispatcher(get_settings())
+
+
+@cli.command()
 def certs(
     out: Path | None = typer.Option(None, help="Directory for the CA, certificate and truststore."),
 ) -> None:

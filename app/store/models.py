@@ -174,3 +174,48 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestCounter(Base):
+    """Per collection and hour: received = accepted + rejected + dropped (reconciliation)."""
+
+    __tablename__ = "ingest_counters"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(300), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    # {"dlq_paused": 12, ...}: why events were dropped by policy.
+    dropped_reasons: Mapped[dict] = mapped_column(JsonType, default=dict)
+
+
+class StreamPause(Base):
+    """A partition whose DLQ the circuit breaker paused; resumed by API or CLI."""
+
+    __tablename__ = "stream_pauses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    collection: Mapped[str] = mapped_column(String(300))
+    topic: Mapped[str] = mapped_column(String(300))
+    partition: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AuditEntry(Base):
+    """Who read which payload, and other support-staff actions."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(300))
