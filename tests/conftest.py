@@ -46,8 +46,11 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalP
         wait_for(external)
         yield external
         return
+    import tempfile
+
     try:
-        server = LocalPostgres(tmp_path_factory.mktemp("pg"))
+        # Not under pytest's 0700 temp root: the server runs as the postgres user.
+        server = LocalPostgres(Path(tempfile.mkdtemp(prefix="inbound-pg-")))
         url = server.start()
     except (PostgresUnavailable, OSError) as exc:
         if REQUIRE_POSTGRES:

@@ -1,14 +1,28 @@
-"""Key authentication for /3.0/projects/{project_id}/...: header `Authorization` or `api_key`."""
+"""Who is calling: project keys for /3.0/projects/{project_id}/..., a bearer token for /admin.
+
+A project key travels in the `Authorization` header (bare, as Keen's clients send it, or as
+"Bearer <key>") or as the `api_key` query parameter. Missing or unknown key: 401. A valid key
+of another project, or one without the permission: 403. Every lookup reads the database, so a
+revoked key stops working at once.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.problems import ApiError
 from app.store.keys import find_key
 from app.store.models import ApiKey
+
+# Declared only so the OpenAPI document shows the schemes; the checks below read the request.
+_key_header = APIKeyHeader(name="Authorization", auto_error=False, scheme_name="ApiKeyHeader")
+_key_query = APIKeyQuery(name="api_key", auto_error=False, scheme_name="ApiKeyQuery")
+_admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken")
 
 
 @dataclass(frozen=True)
@@ -20,8 +34,21 @@ class Caller:
     def is_master(self) -> bool:
         return self.key.kind == "master"
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"key:{self.key.id}"
+
     def may(self, permission: str) -> bool:
         return self.is_master or permission in (self.key.permitted or [])
+
+    @property
+    def forced_filters(self) -> list[dict]:
+        """Filters an access key forces onto every query it makes."""
+        if self.key.kind != "access":
+            return []
+        filters = ((self.key.options or {}).get("queries") or {}).get("filters") or []
+        return [f for f in filters if isinstance(f, dict)]
 
 
 def key_from_request(request: Request) -> str | None:
@@ -45,8 +72,11 @@ def authenticate(request: Request, project_id: str, permission: str | None) -> C
             "No API key: send it in the Authorization header or as ?api_key=.",
         )
     session_factory = request.app.state.session_factory
-    with session_factory() as session:
-        key = find_key(session, secret)
+    try:
+        with session_factory() as session:
+            key = find_key(session, secret)
+    except Exception as exc:  # the database is down: not the caller's fault
+        raise ApiError(503, "ServiceUnavailableError", "The database is unavailable.") from exc
     if key is None:
         raise ApiError(401, "InvalidApiKeyError", "The API key is not valid or has been revoked.")
     if key.project_id != project_id:
@@ -57,3 +87,33 @@ def authenticate(request: Request, project_id: str, permission: str | None) -> C
     if permission is not None and not caller.may(permission):
         raise ApiError(403, "InvalidApiKeyError", f"This key is not permitted to do {permission}.")
     return caller
+
+
+def require_key(permission: str | None) -> Callable[..., Caller]:
+    """A dependency: the caller for the path's project with ``permission`` (None = master)."""
+
+    def dependency(
+        request: Request,
+        project_id: str,
+        _h: str | None = Depends(_key_header),
+        _q: str | None = Depends(_key_query),
+    ) -> Caller:
+        return authenticate(request, project_id, permission)
+
+    return dependency
+
+
+def require_admin(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_admin_bearer),
+) -> str:
+    """The support-staff actor name; 401 without the admin token, 404 when /admin is disabled."""
+    token = request.app.state.settings.admin_token
+    if not token:
+        raise ApiError(404, "ResourceNotFoundError", "The admin API is disabled on this server.")
+    given = credentials.credentials if credentials else ""
+    if not given or not secrets.compare_digest(given.encode(), token.encode()):
+        raise ApiError(401, "InvalidAdminTokenError", "Send the admin token as a Bearer token.")
+    # One shared token: the optional X-Inbound-Actor names the person for the audit log.
+    who = request.headers.get("x-inbound-actor", "").strip()[:150]
+    return f"admin:{who}" if who else "admin"

@@ -73,6 +73,41 @@ class Settings(BaseSettings):
         default=False, description="Allow webhook URLs that resolve to private/loopback addresses."
     )
     log_level: str = Field(default="INFO", description="Log level of every process.")
+    webhook_poll_ms: int = Field(
+        default=250, description="How often the webhook dispatcher polls the outbox (ms)."
+    )
+    webhook_batch_window_ms: int = Field(
+        default=1000,
+        description="ingest.failed notifications of a project are batched over this window (ms).",
+    )
+    webhook_connect_timeout: float = Field(
+        default=5.0, description="Seconds to connect to a webhook endpoint."
+    )
+    webhook_read_timeout: float = Field(
+        default=15.0, description="Seconds to wait for a webhook endpoint's response."
+    )
+    webhook_response_cap: int = Field(
+        default=4096, description="Bytes of a webhook response body read and kept in the log."
+    )
+    webhook_concurrency: int = Field(
+        default=32, description="Webhook deliveries in flight at once per dispatcher."
+    )
+    webhook_disable_after_failures: int = Field(
+        default=10,
+        description="Consecutive failed attempts (with the duration below) that disable a webhook.",
+    )
+    webhook_disable_after_seconds: int = Field(
+        default=86400,
+        description="How long a webhook must have been failing before it is disabled (s).",
+    )
+    webhook_sample_errors: int = Field(
+        default=5, description="Error ids quoted as samples in one ingest.failed delivery."
+    )
+    webhook_link_base: str | None = Field(
+        default=None,
+        description="Public base URL of the API put before links in webhook payloads "
+        "(e.g. https://inbound.example.com); unset gives paths only.",
+    )
 
     @property
     def effective_database_url(self) -> str:

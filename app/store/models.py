@@ -138,9 +138,14 @@ class Webhook(Base):
     collections: Mapped[list | None] = mapped_column(JsonType)
     # Kept in clear: signing needs the secret itself (Standard Webhooks `whsec_...`).
     secret: Mapped[str] = mapped_column(String(100))
+    # After a rotation the old secret also signs until it expires, so receivers can roll over.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Start of the current run of failed attempts: auto-disable needs failure sustained in time.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

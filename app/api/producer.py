@@ -1,0 +1,109 @@
+"""The API's one Kafka producer (acks=all), started in the app lifespan.
+
+When the broker is down at start-up the API still serves queries and errors; producing
+endpoints answer 503 and the next produce tries to start the producer again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from app.api.problems import ApiError
+
+log = logging.getLogger(__name__)
+
+# The broker's message.max.bytes (1048588) bounds a record batch; the 900 KB event limit is
+# checked by the worker, so the producer must let anything up to the broker limit through.
+MAX_REQUEST_SIZE = 1048576
+
+
+class KafkaProducerHolder:
+    def __init__(self, bootstrap: str | None, *, start_timeout: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.start_timeout = start_timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.bootstrap)
+
+    async def start(self) -> None:
+        """Start if configured; a failure is logged, not raised (the next produce retries)."""
+        try:
+            await self._ensure()
+        except ApiError:
+            log.warning("Kafka producer not started; producing endpoints will retry")
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        if not self.bootstrap:
+            raise ApiError(
+                503, "ServiceUnavailableError", "No Kafka is configured (INBOUND_KAFKA_BOOTSTRAP)."
+            )
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                max_request_size=MAX_REQUEST_SIZE,
+                linger_ms=2,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self.start_timeout)
+            except Exception as exc:
+                await _quiet_stop(producer)
+                raise ApiError(
+                    503, "ServiceUnavailableError", "Kafka is unavailable; retry later."
+                ) from exc
+            self._producer = producer
+            return producer
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        timeout: float = 15.0,
+    ) -> RecordMetadata:
+        """Produce one record and wait for the broker's acknowledgement (acks=all)."""
+        producer = await self._ensure()
+        try:
+            future = await producer.send(topic, value=value, key=key, headers=headers or [])
+            return await asyncio.wait_for(future, timeout)
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise ApiError(
+                503, "ServiceUnavailableError", f"Kafka did not accept the event: {type(exc).__name__}"
+            ) from exc
+
+    async def ping(self, timeout: float = 3.0) -> bool:
+        """Whether the cluster answers a metadata request now."""
+        try:
+            producer = await self._ensure()
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+            return True
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await _quiet_stop(self._producer)
+            self._producer = None
+
+
+async def _quiet_stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except Exception:  # stopping a half-started producer can fail; nothing left to do
+        log.debug("producer stop failed", exc_info=True)

@@ -1,0 +1,330 @@
+"""Keen filters and property paths as SQL over events.body, for SQLite and PostgreSQL.
+
+SQLite: json_type / json_extract with a '$."a"."b"' path. PostgreSQL: jsonb `#>` / `#>>` with a
+text[] path and jsonb_typeof. Every comparison first checks the JSON type of the property, so
+"5" never equals 5, a string is never "greater" than a number, and PostgreSQL never has to cast
+a non-number (which would fail the whole query).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import array as pg_array
+
+from app.api.timeframes import QueryError, parse_instant
+from app.store.models import Event
+
+OPERATORS = frozenset(
+    {
+        "eq",
+        "ne",
+        "lt",
+        "lte",
+        "gt",
+        "gte",
+        "exists",
+        "in",
+        "contains",
+        "not_contains",
+        "within",
+        "regex",
+    }
+)
+# keen.timestamp and keen.created_at are also columns: filter on those, which are indexed.
+_TIME_COLUMNS = {"keen.timestamp": Event.keen_timestamp, "keen.created_at": Event.created_at}
+_EARTH_RADIUS_MILES = 3958.7613
+_NAME_RE = re.compile(r'^[^"\\]+$')
+
+
+@dataclass(frozen=True)
+class Filter:
+    property_name: str
+    operator: str
+    property_value: Any
+
+
+def split_path(name: object) -> list[str]:
+    if not isinstance(name, str) or not name:
+        raise QueryError("a property name is a non-empty string")
+    parts = name.split(".")
+    if any(not p or not _NAME_RE.match(p) for p in parts):
+        raise QueryError(f"property name {name!r} is not a dotted path of property names")
+    return parts
+
+
+def parse_filters(raw: object) -> list[Filter]:
+    if raw is None or raw == "":
+        return []
+    if not isinstance(raw, list):
+        raise QueryError("filters is a list of {property_name, operator, property_value}")
+    out: list[Filter] = []
+    for item in raw:
+        if not isinstance(item, dict) or "property_name" not in item or "operator" not in item:
+            raise QueryError("each filter is {property_name, operator, property_value}")
+        operator = item["operator"]
+        if operator not in OPERATORS:
+            raise QueryError(f"unknown filter operator {operator!r}")
+        split_path(item["property_name"])
+        out.append(Filter(item["property_name"], operator, item.get("property_value")))
+    return out
+
+
+def register_sqlite_functions(dbapi_conn: sqlite3.Connection) -> None:
+    """REGEXP and a great-circle distance, which SQLite does not have built in."""
+
+    def regexp(pattern: str | None, value: object) -> int | None:
+        if pattern is None or not isinstance(value, str):
+            return None
+        try:
+            return 1 if re.search(pattern, value) else 0
+        except re.error:
+            return 0
+
+    def miles(lon: float | None, lat: float | None, lon0: float, lat0: float) -> float | None:
+        if not isinstance(lon, int | float) or not isinstance(lat, int | float):
+            return None
+        return _haversine(float(lon), float(lat), lon0, lat0)
+
+    dbapi_conn.create_function("regexp", 2, regexp, deterministic=True)
+    dbapi_conn.create_function("inbound_miles", 4, miles, deterministic=True)
+
+
+def _haversine(lon: float, lat: float, lon0: float, lat0: float) -> float:
+    p1, p2 = math.radians(lat), math.radians(lat0)
+    dp, dl = p2 - p1, math.radians(lon0 - lon)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class JsonSql:
+    """SQL expressions over one property path of events.body, for one dialect."""
+
+    def __init__(self, dialect: str, parts: list[str]) -> None:
+        self.pg = dialect == "postgresql"
+        self.parts = parts
+
+    # -- reading ---------------------------------------------------------------------------
+    def _sqlite_path(self, extra: list[int] | None = None) -> str:
+        path = "$" + "".join(f'."{p}"' for p in self.parts)
+        return path + "".join(f"[{i}]" for i in extra or [])
+
+    def _pg_path(self, extra: list[int] | None = None) -> ColumnElement:
+        return cast(pg_array([*self.parts, *(str(i) for i in extra or [])]), ARRAY(Text))
+
+    def node(self, extra: list[int] | None = None) -> ColumnElement:
+        """PostgreSQL: the jsonb value at the path (SQL NULL when missing)."""
+        return Event.body.op("#>", return_type=JSONB)(self._pg_path(extra))
+
+    def kind(self, extra: list[int] | None = None) -> ColumnElement:
+        """The JSON type at the path: SQLite's json_type names or PostgreSQL's jsonb_typeof."""
+        if self.pg:
+            return func.jsonb_typeof(self.node(extra))
+        return func.json_type(Event.body, self._sqlite_path(extra))
+
+    def scalar(self, extra: list[int] | None = None) -> ColumnElement:
+        """SQLite: json_extract (numbers, text). PostgreSQL: the text form (#>>)."""
+        if self.pg:
+            return Event.body.op("#>>", return_type=Text)(self._pg_path(extra))
+        return func.json_extract(Event.body, self._sqlite_path(extra))
+
+    def present(self) -> ColumnElement:
+        return self.kind().is_not(None)
+
+    def is_string(self) -> ColumnElement:
+        return self.kind() == ("string" if self.pg else "text")
+
+    def is_number(self, extra: list[int] | None = None) -> ColumnElement:
+        if self.pg:
+            return self.kind(extra) == "number"
+        return self.kind(extra).in_(("integer", "real"))
+
+    def number(self, extra: list[int] | None = None) -> ColumnElement:
+        if self.pg:
+            # Cast only numbers: CASE guarantees the cast never sees a string.
+            return case((self.is_number(extra), cast(self.scalar(extra), Float)), else_=None)
+        return self.scalar(extra)
+
+    # -- comparisons -----------------------------------------------------------------------
+    def equals(self, value: Any) -> ColumnElement:
+        if self.pg:
+            return self.node() == cast(literal(orjson.dumps(value).decode()), JSONB)
+        if value is None:
+            return self.kind() == "null"
+        if isinstance(value, bool):
+            return self.kind() == ("true" if value else "false")
+        if _is_number(value):
+            return and_(self.is_number(), self.scalar() == value)
+        if isinstance(value, str):
+            return and_(self.is_string(), self.scalar() == value)
+        # Objects and arrays: compare their minified JSON text.
+        return and_(
+            self.kind() == ("array" if isinstance(value, list) else "object"),
+            self.scalar() == func.json(orjson.dumps(value).decode()),
+        )
+
+    def array_has(self, value: Any) -> ColumnElement:
+        """The property is an array with an element equal to ``value`` (a scalar)."""
+        if self.pg:
+            return and_(
+                self.kind() == "array",
+                self.node().op("@>", return_type=Boolean)(
+                    cast(literal(orjson.dumps([value]).decode()), JSONB)
+                ),
+            )
+        each = func.json_each(Event.body, self._sqlite_path()).table_valued("value", "type")
+        each = each.alias("je")
+        if value is None:
+            match = each.c.type == "null"
+        elif isinstance(value, bool):
+            match = each.c.type == ("true" if value else "false")
+        elif _is_number(value):
+            match = and_(each.c.type.in_(("integer", "real")), each.c.value == value)
+        elif isinstance(value, str):
+            match = and_(each.c.type == "text", each.c.value == value)
+        else:
+            return false()
+        return and_(self.kind() == "array", exists(select(literal(1)).select_from(each).where(match)))
+
+    def eq(self, value: Any) -> ColumnElement:
+        # Keen's eq on a list property matches when the list holds the value.
+        if isinstance(value, dict | list):
+            return self.equals(value)
+        return or_(self.equals(value), self.array_has(value))
+
+    def ordered(self, operator: str, value: Any) -> ColumnElement:
+        if _is_number(value):
+            left, guard = self.number(), self.is_number()
+        elif isinstance(value, str):
+            left, guard = self.scalar(), self.is_string()
+        else:
+            raise QueryError(f"{operator} compares with a number or a string")
+        ops = {"lt": left < value, "lte": left <= value, "gt": left > value, "gte": left >= value}
+        return and_(guard, ops[operator])
+
+    def contains(self, value: Any) -> ColumnElement:
+        if not isinstance(value, str):
+            raise QueryError("contains takes a string")
+        if self.pg:
+            substring = func.strpos(self.scalar(), value) > 0
+        else:
+            substring = func.instr(self.scalar(), value) > 0
+        return or_(and_(self.is_string(), substring), self.array_has(value))
+
+    def regex(self, pattern: Any) -> ColumnElement:
+        if not isinstance(pattern, str):
+            raise QueryError("regex takes a pattern string")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise QueryError(f"invalid regex: {exc}") from exc
+        return and_(self.is_string(), self.scalar().regexp_match(pattern))
+
+    def within(self, value: Any) -> ColumnElement:
+        try:
+            lon0, lat0 = (float(c) for c in value["coordinates"])
+            radius = float(value["max_distance_miles"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise QueryError(
+                "within takes {coordinates: [longitude, latitude], max_distance_miles}"
+            ) from exc
+        guard = and_(self.kind() == "array", self.is_number([0]), self.is_number([1]))
+        if not self.pg:
+            return and_(
+                guard, func.inbound_miles(self.scalar([0]), self.scalar([1]), lon0, lat0) <= radius
+            )
+        lon, lat = self.number([0]), self.number([1])
+        p1, p2 = func.radians(lat), math.radians(lat0)
+        a = func.power(func.sin((p2 - p1) / 2), 2) + func.cos(p1) * math.cos(p2) * func.power(
+            func.sin(func.radians(lon0 - lon) / 2), 2
+        )
+        distance = 2 * _EARTH_RADIUS_MILES * func.asin(func.least(1.0, func.sqrt(a)))
+        return and_(guard, distance <= radius)
+
+
+def _time_filter(column: ColumnElement, f: Filter) -> ColumnElement | None:
+    """keen.timestamp / keen.created_at compared with an ISO string: use the column."""
+    if f.operator not in ("eq", "ne", "lt", "lte", "gt", "gte") or not isinstance(
+        f.property_value, str
+    ):
+        return None
+    try:
+        at: datetime = parse_instant(f.property_value, UTC, "x")
+    except QueryError:
+        return None
+    ops = {
+        "eq": column == at,
+        "ne": column != at,
+        "lt": column < at,
+        "lte": column <= at,
+        "gt": column > at,
+        "gte": column >= at,
+    }
+    return ops[f.operator]
+
+
+def filter_sql(dialect: str, f: Filter) -> ColumnElement:
+    column = _TIME_COLUMNS.get(f.property_name)
+    if column is not None:
+        expr = _time_filter(column, f)
+        if expr is not None:
+            return expr
+    path = JsonSql(dialect, split_path(f.property_name))
+    value, op = f.property_value, f.operator
+    if op == "eq":
+        return path.eq(value)
+    if op == "ne":
+        return and_(path.present(), not_(func.coalesce(path.eq(value), false())))
+    if op in ("lt", "lte", "gt", "gte"):
+        return path.ordered(op, value)
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise QueryError("exists takes true or false")
+        return path.present() if value else path.kind().is_(None)
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise QueryError("in takes a non-empty list of values")
+        return or_(*(path.eq(v) for v in value))
+    if op == "contains":
+        return path.contains(value)
+    if op == "not_contains":
+        return and_(path.present(), not_(func.coalesce(path.contains(value), false())))
+    if op == "regex":
+        return path.regex(value)
+    if op == "within":
+        return path.within(value)
+    raise QueryError(f"unknown filter operator {op!r}")
+
+
+def filters_sql(dialect: str, filters: list[Filter]) -> ColumnElement:
+    if not filters:
+        return true()
+    return and_(*(filter_sql(dialect, f) for f in filters))

@@ -1,0 +1,186 @@
+"""Keen's stream API: events in by HTTP, produced to the same backend topic Kafka clients use."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.auth import Caller, require_key
+from app.api.http_rejections import KEEN_NAMES, check_body, check_collection, refuse
+from app.api.metrics import EVENTS_PRODUCED, EVENTS_REFUSED
+from app.api.problems import KEY_ERRORS, ApiError, ErrorBody, error_responses
+from app.ingest import headers as h
+from app.ingest.rejection import Rejection
+from app.kafka.topics import inbound_topic
+
+router = APIRouter(tags=["stream"])
+
+
+class Created(BaseModel):
+    created: bool = Field(examples=[True])
+
+
+class ItemError(BaseModel):
+    name: str = Field(examples=["InvalidCollectionNameError"])
+    description: str
+    error_code: str | None = Field(default=None, examples=["invalid_collection_name"])
+    error_id: str | None = None
+
+
+class ItemResult(BaseModel):
+    success: bool
+    error: ItemError | None = None
+
+
+_EVENT_EXAMPLE = {"item": "golden widget", "price": 25.5, "user": {"id": "u-17", "plan": "pro"}}
+
+
+def _headers(caller: Caller) -> list[tuple[str, bytes]]:
+    # The worker trusts this header: it says which key wrote the record (for autofill, audit).
+    return [(h.KEY_ID, caller.key.id.encode())]
+
+
+async def _refuse(
+    request: Request, caller: Caller, collection: str, payload: bytes, rejection: Rejection
+) -> dict[str, Any]:
+    settings = request.app.state.settings
+    refused = await refuse(
+        sessions=request.app.state.session_factory,
+        producer=request.app.state.producer,
+        project_id=caller.project_id,
+        collection=collection,
+        key_id=caller.key.id,
+        payload=payload,
+        rejection=rejection,
+        payload_cap=settings.error_payload_cap,
+    )
+    EVENTS_REFUSED.labels(rejection.code).inc()
+    return refused.body()
+
+
+@router.post(
+    "/3.0/projects/{project_id}/events/{collection}",
+    summary="Record one event",
+    description="Body: one event (a JSON object). It is produced to the backend topic "
+    "`in.<project_id>.<collection>` and stored by the ingest worker; the response means Kafka "
+    "has it (acks=all). An invalid collection name or a body that is not a JSON object is "
+    "refused at once and recorded (error row, DLQ) with the `error_id` in the response.",
+    status_code=201,
+    response_model=Created,
+    responses={**error_responses(*KEY_ERRORS), 400: {"model": ErrorBody}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": _EVENT_EXAMPLE}
+            },
+        }
+    },
+)
+async def add_event(
+    request: Request, collection: str, caller: Caller = Depends(require_key("writes"))
+) -> Any:
+    raw = await request.body()
+    rejection = check_collection(collection)
+    if rejection is None:
+        _, rejection = check_body(raw)
+    if rejection is not None:
+        return JSONResponse(
+            status_code=400, content=await _refuse(request, caller, collection, raw, rejection)
+        )
+    # The original bytes go to Kafka unchanged: the worker decodes them as it does Kafka's.
+    await request.app.state.producer.send(
+        inbound_topic(caller.project_id, collection), raw, headers=_headers(caller)
+    )
+    EVENTS_PRODUCED.inc()
+    return {"created": True}
+
+
+@router.post(
+    "/3.0/projects/{project_id}/events",
+    summary="Record events of several collections",
+    description="Body: `{collection: [event, ...], ...}`. Answers, per collection and in input "
+    "order, `{success: true}` or `{success: false, error: {name, description, error_code, "
+    "error_id}}`; refused events are recorded like any rejection.",
+    response_model=dict[str, list[ItemResult]],
+    responses=error_responses(*KEY_ERRORS),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": {}},
+                    },
+                    "example": {"purchases": [_EVENT_EXAMPLE], "signups": [{"plan": "free"}]},
+                }
+            },
+        }
+    },
+)
+async def add_events(
+    request: Request,
+    caller: Caller = Depends(require_key("writes")),
+) -> Any:
+    raw = await request.body()
+    try:
+        batch = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "InvalidEventError", f"The body is not JSON: {exc}") from exc
+    if not isinstance(batch, dict) or not all(isinstance(v, list) for v in batch.values()):
+        raise ApiError(
+            400, "InvalidEventError", "The body is an object of collection names to event lists."
+        )
+    producer = request.app.state.producer
+    results: dict[str, list[dict | None]] = {}
+    sends: list[tuple[str, int, Any]] = []
+    for collection, events in batch.items():
+        slots: list[dict | None] = [None] * len(events)
+        results[collection] = slots
+        bad_name = check_collection(collection)
+        for i, event in enumerate(events):
+            payload = orjson.dumps(event)
+            rejection = bad_name
+            if rejection is None and not isinstance(event, dict):
+                rejection = Rejection("not_an_object", "http", "An event is a JSON object.")
+            if rejection is None:
+                _, rejection = check_body(payload)
+            if rejection is not None:
+                body = await _refuse(request, caller, collection, payload, rejection)
+                slots[i] = {
+                    "success": False,
+                    "error": {
+                        "name": KEEN_NAMES.get(rejection.code, "InvalidEventError"),
+                        "description": rejection.message,
+                        "error_code": rejection.code,
+                        "error_id": body["error_id"],
+                    },
+                }
+                continue
+            sends.append(
+                (
+                    collection,
+                    i,
+                    producer.send(
+                        inbound_topic(caller.project_id, collection),
+                        payload,
+                        headers=_headers(caller),
+                    ),
+                )
+            )
+    # Send concurrently; a failed send fails the request (503) so the client retries it.
+    outcomes = await asyncio.gather(*(s[2] for s in sends), return_exceptions=True)
+    for (collection, i, _), outcome in zip(sends, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            raise outcome if isinstance(outcome, ApiError) else ApiError(
+                503, "ServiceUnavailableError", "Kafka is unavailable; retry later."
+            )
+        results[collection][i] = {"success": True}
+        EVENTS_PRODUCED.inc()
+    return results

@@ -1,0 +1,120 @@
+"""SASL PLAIN against project keys, with a short cache so revocation bites within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from app.store.db import session_scope
+from app.store.keys import can_write, hash_key
+from app.store.models import ApiKey, Project
+
+AUTH_FAILED = (
+    "Authentication failed: the username must be a project id and the password that "
+    "project's master key, write key or an access key with writes enabled"
+)
+NOT_WRITER = "Authentication failed: this key may not write events (it needs the writes permission)"
+PROJECT_INACTIVE = "Authentication failed: the project is disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    key_id: str
+    project_id: str
+    writes: bool
+    project_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    project_id: str
+    key_id: str
+    key_hash: str
+
+
+class PlainError(ValueError):
+    pass
+
+
+def parse_plain(token: bytes) -> tuple[str, str]:
+    """RFC 4616 ``[authzid] NUL authcid NUL passwd`` -> (username, password)."""
+    parts = token.split(b"\x00")
+    if len(parts) != 3:
+        raise PlainError("malformed SASL PLAIN token")
+    authzid, username, password = (p.decode("utf-8", "replace") for p in parts)
+    if authzid and authzid != username:
+        raise PlainError("SASL PLAIN authorization id must be empty or equal the username")
+    return username, password
+
+
+class KeyVerifier:
+    """Looks keys up by sha256 in the database, off the event loop, cached for ``ttl`` seconds."""
+
+    def __init__(self, engine: Engine, ttl: float) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._inflight: dict[str, asyncio.Future[KeyInfo | None]] = {}
+
+    def _lookup_sync(self, secret_hash: str) -> KeyInfo | None:
+        with session_scope(self._engine) as session:
+            # By digest, as find_key does: the secret itself is not kept after authentication.
+            key = session.scalar(select(ApiKey).where(ApiKey.key_hash == secret_hash))
+            if key is None or not key.is_active:
+                return None
+            project = session.get(Project, key.project_id)
+            return KeyInfo(
+                key_id=key.id,
+                project_id=key.project_id,
+                writes=can_write(key),
+                project_active=bool(project and project.is_active),
+            )
+
+    async def lookup(self, secret_hash: str) -> KeyInfo | None:
+        now = time.monotonic()
+        hit = self._cache.get(secret_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        # One database lookup per key at a time, however many connections ask.
+        pending = self._inflight.get(secret_hash)
+        if pending is not None:
+            return await pending
+        fut: asyncio.Future[KeyInfo | None] = asyncio.get_running_loop().create_future()
+        self._inflight[secret_hash] = fut
+        try:
+            info = await asyncio.to_thread(self._lookup_sync, secret_hash)
+            self._cache[secret_hash] = (time.monotonic() + self._ttl, info)
+            fut.set_result(info)
+            return info
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            del self._inflight[secret_hash]
+
+    async def authenticate(self, username: str, password: str) -> Principal | str:
+        """The principal, or the message to fail authentication with."""
+        secret_hash = hash_key(password)
+        info = await self.lookup(secret_hash)
+        # A key of another project gets the same answer as a wrong password: the gateway does
+        # not tell a guesser which project ids or keys exist.
+        if info is None or info.project_id != username:
+            return AUTH_FAILED
+        if not info.project_active:
+            return PROJECT_INACTIVE
+        if not info.writes:
+            return NOT_WRITER
+        return Principal(project_id=info.project_id, key_id=info.key_id, key_hash=secret_hash)
+
+    async def still_valid(self, principal: Principal) -> bool:
+        info = await self.lookup(principal.key_hash)
+        return (
+            info is not None
+            and info.writes
+            and info.project_active
+            and info.project_id == principal.project_id
+        )

@@ -1,0 +1,317 @@
+"""Talking to the backend Kafka: pipelined connections, and a shared metadata cache.
+
+Every client session gets its own backend connections (one per backend broker it needs),
+because a broker answers one request per connection at a time: sharing would queue one
+customer's produce behind another's long-polling fetch. Quick control requests (metadata,
+topic creation, coordinator lookup, producer ids) share one connection per gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from kafka.protocol.admin import CreateTopicsRequest
+from kafka.protocol.api_key import ApiKey
+from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.metadata import (
+    ApiVersionsRequest,
+    FindCoordinatorRequest,
+    MetadataRequest,
+    MetadataResponse,
+)
+
+from app.gateway import errors
+from app.gateway.versions import backend_version
+from app.gateway.wire import decode_response, encode_request, read_frame
+
+log = logging.getLogger("inbound.gateway.backend")
+
+
+class BackendError(ConnectionError):
+    pass
+
+
+class BackendConnection:
+    """One TCP connection to one broker; requests may be pipelined, answers come in order."""
+
+    def __init__(self, host: str, port: int, client_id: str = "inbound-gateway") -> None:
+        self.host, self.port = host, port
+        self._client_id = client_id
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: deque[tuple[int, int, int, asyncio.Future[ApiMessage]]] = deque()
+        self._ids = itertools.count(1)
+        self._read_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            self.closed = True
+            raise BackendError(f"cannot reach backend broker {self.host}:{self.port}: {exc}") from exc
+        self._read_task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        failure: BaseException = BackendError(f"backend {self.host}:{self.port} closed the connection")
+        try:
+            while True:
+                frame = await read_frame(self._reader)
+                if frame is None:
+                    break
+                if not self._pending:
+                    raise BackendError("backend answered a request that was not sent")
+                correlation_id, api_key, version, fut = self._pending.popleft()
+                got_id, body = decode_response(api_key, version, frame)
+                if got_id != correlation_id:
+                    raise BackendError(f"backend answered {got_id}, expected {correlation_id}")
+                if not fut.done():
+                    fut.set_result(body)
+        except (OSError, asyncio.IncompleteReadError, BackendError) as exc:
+            failure = exc if isinstance(exc, BackendError) else BackendError(str(exc))
+        except asyncio.CancelledError:
+            failure = BackendError("backend connection closed")
+        finally:
+            self._fail_all(failure)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        self.closed = True
+        while self._pending:
+            fut = self._pending.popleft()[3]
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: the caller may have gone away
+        if self._writer is not None:
+            self._writer.close()
+
+    def send(self, request: ApiMessage, version: int, expect_response: bool = True) -> asyncio.Future[ApiMessage] | None:
+        """Write one request now (so requests keep their order); a future for its answer."""
+        if self.closed or self._writer is None:
+            raise BackendError(f"backend connection to {self.host}:{self.port} is closed")
+        correlation_id = next(self._ids)
+        self._writer.write(encode_request(request, version, correlation_id, self._client_id))
+        if not expect_response:
+            return None
+        fut: asyncio.Future[ApiMessage] = asyncio.get_running_loop().create_future()
+        self._pending.append((correlation_id, request.API_KEY, version, fut))
+        return fut
+
+    async def drain(self) -> None:
+        if self._writer is not None:
+            await self._writer.drain()
+
+    async def request(self, request: ApiMessage, version: int, timeout: float = 30.0) -> ApiMessage:
+        fut = self.send(request, version)
+        assert fut is not None
+        await self.drain()
+        return await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    def close(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+        elif self._writer is not None:
+            self._writer.close()
+        self.closed = True
+
+
+@dataclass
+class TopicInfo:
+    partitions: dict[int, int]  # partition -> leader node id
+    fetched_at: float = field(default_factory=time.monotonic)
+
+
+class Backend:
+    """What the gateway knows about the backend cluster, shared by all sessions."""
+
+    METADATA_MAX_AGE = 30.0
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap: list[tuple[str, int]] = []
+        for entry in bootstrap.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            self.bootstrap.append((host.strip("[]"), int(port)))
+        self.versions: dict[int, tuple[int, int]] = {}
+        self.nodes: dict[int, tuple[str, int]] = {}
+        self.topics: dict[str, TopicInfo] = {}
+        self._control: BackendConnection | None = None
+        self._control_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        conn = await self.control()
+        # v0 is understood by every broker; its answer lists every API's range.
+        resp = await conn.request(ApiVersionsRequest(), 0)
+        if resp.error_code:
+            raise BackendError(f"backend ApiVersions failed with error {resp.error_code}")
+        self.versions = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+        await self.refresh([])
+
+    def version(self, api_key: int, preferred: int, floor: int = 0) -> int:
+        return backend_version(self.versions, api_key, preferred, floor)
+
+    async def control(self) -> BackendConnection:
+        async with self._control_lock:
+            if self._control is not None and not self._control.closed:
+                return self._control
+            last: Exception | None = None
+            candidates = list(self.nodes.values()) + self.bootstrap
+            for host, port in candidates:
+                conn = BackendConnection(host, port, "inbound-gateway-control")
+                try:
+                    await conn.connect()
+                except BackendError as exc:
+                    last = exc
+                    continue
+                self._control = conn
+                return conn
+            raise BackendError(f"no backend broker reachable: {last}")
+
+    async def control_request(self, request: ApiMessage, version: int) -> ApiMessage:
+        conn = await self.control()
+        try:
+            return await conn.request(request, version)
+        except (BackendError, TimeoutError):
+            conn.close()
+            raise
+
+    async def refresh(self, topics: list[str] | None) -> MetadataResponse:
+        """Backend metadata for ``topics`` (None: all), caching leaders and brokers."""
+        version = self.version(ApiKey.Metadata, 12, floor=1)
+        req_topics = None if topics is None else [
+            MetadataRequest.MetadataRequestTopic(name=t) for t in topics
+        ]
+        request = MetadataRequest(
+            topics=req_topics,
+            allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False,
+        )
+        resp = await self.control_request(request, version)
+        self.nodes = {b.node_id: (b.host, b.port) for b in resp.brokers}
+        now = time.monotonic()
+        for topic in resp.topics:
+            if topic.error_code == errors.NONE:
+                self.topics[topic.name] = TopicInfo(
+                    {p.partition_index: p.leader_id for p in topic.partitions}, now
+                )
+            else:
+                self.topics.pop(topic.name, None)
+        return resp
+
+    def forget(self, topic: str) -> None:
+        self.topics.pop(topic, None)
+
+    async def leaders(self, topics: list[str]) -> dict[str, TopicInfo]:
+        """Leaders for ``topics`` from the cache, refreshing those missing or stale."""
+        now = time.monotonic()
+        stale = [
+            t
+            for t in topics
+            if t not in self.topics or now - self.topics[t].fetched_at > self.METADATA_MAX_AGE
+        ]
+        if stale:
+            await self.refresh(stale)
+        return {t: self.topics[t] for t in topics if t in self.topics}
+
+    async def create_topics(self, names: list[str]) -> dict[str, tuple[int, str | None]]:
+        """Create ``names`` with the backend's default partitions and replication factor."""
+        version = self.version(ApiKey.CreateTopics, 5, floor=4)
+        req = CreateTopicsRequest(
+            topics=[
+                CreateTopicsRequest.CreatableTopic(
+                    name=name, num_partitions=-1, replication_factor=-1, assignments=[], configs=[]
+                )
+                for name in names
+            ],
+            timeout_ms=15000,
+            validate_only=False,
+        )
+        resp = await self.control_request(req, version)
+        return {t.name: (t.error_code, t.error_message) for t in resp.topics}
+
+    async def ensure_topics(self, names: list[str], attempts: int = 40) -> None:
+        """Create missing topics and wait until each has a leader."""
+        results = await self.create_topics(names)
+        for name, (code, message) in results.items():
+            if code not in (errors.NONE, 36):  # 36 = TOPIC_ALREADY_EXISTS
+                log.warning("creating backend topic %s failed: %s %s", name, code, message)
+        for _ in range(attempts):
+            await self.refresh(names)
+            if all(
+                n in self.topics and all(leader >= 0 for leader in self.topics[n].partitions.values())
+                for n in names
+                if results.get(n, (0,))[0] in (errors.NONE, 36)
+            ):
+                return
+            await asyncio.sleep(0.1)
+
+    async def coordinator(self, group: str) -> tuple[int, int, str | None]:
+        """(error code, node id, message) of the backend coordinator for consumer group ``group``."""
+        version = self.version(ApiKey.FindCoordinator, 3)
+        if version >= 4:
+            req = FindCoordinatorRequest(key_type=0, coordinator_keys=[group])
+            resp = await self.control_request(req, version)
+            c = resp.coordinators[0]
+            code, node, message = c.error_code, c.node_id, c.error_message
+            host, port = c.host, c.port
+        else:
+            req = FindCoordinatorRequest(key=group, key_type=0)
+            resp = await self.control_request(req, version)
+            code, node, message = resp.error_code, resp.node_id, resp.error_message
+            host, port = resp.host, resp.port
+        if code == errors.NONE:
+            self.nodes.setdefault(node, (host, port))
+        return code, node, message
+
+    async def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+
+
+class SessionLinks:
+    """One client session's own connections to backend brokers, opened on demand."""
+
+    def __init__(self, backend: Backend, client_id: str) -> None:
+        self.backend = backend
+        self._client_id = client_id
+        self._conns: dict[int, BackendConnection] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def node(self, node_id: int) -> BackendConnection:
+        conn = self._conns.get(node_id)
+        if conn is not None and not conn.closed:
+            return conn
+        lock = self._locks.setdefault(node_id, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(node_id)
+            if conn is not None and not conn.closed:
+                return conn
+            if node_id not in self.backend.nodes:
+                await self.backend.refresh([])
+            if node_id not in self.backend.nodes:
+                raise BackendError(f"backend broker {node_id} is unknown")
+            host, port = self.backend.nodes[node_id]
+            conn = BackendConnection(host, port, self._client_id)
+            await conn.connect()
+            self._conns[node_id] = conn
+            return conn
+
+    async def any_node(self) -> BackendConnection:
+        if self._conns:
+            for conn in self._conns.values():
+                if not conn.closed:
+                    return conn
+        if not self.backend.nodes:
+            await self.backend.refresh([])
+        return await self.node(next(iter(self.backend.nodes)))
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
