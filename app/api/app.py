@@ -2,29 +2,104 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.api.problems import ApiError
+from app.api.producer import KafkaProducerHolder
 from app.settings import Settings, get_settings
 from app.store.db import engine_for, session_factory
+
+DESCRIPTION = """Kafka inbound ingest for event analytics (Keen-compatible), with a real
+dead-letter queue and error reporting.
+
+Project keys go in the `Authorization` header (or the `api_key` query parameter); support
+staff use `Authorization: Bearer <INBOUND_ADMIN_TOKEN>` on `/admin/...`. Every error has the
+body `{"error_code": ..., "message": ...}`: 401 for a missing or unknown key, 403 for a key of
+another project or without the permission."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    producer = KafkaProducerHolder(settings.kafka_bootstrap)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await producer.start()
+        try:
+            yield
+        finally:
+            await producer.stop()
+
     app = FastAPI(
         title="Inbound",
         version="0.1.0",
-        description="Kafka inbound ingest for event analytics, with a real dead-letter queue.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory(engine_for(settings.effective_database_url))
+    app.state.producer = producer
+    app.state.replay_buckets = {}
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.detail)
+        return JSONResponse(status_code=exc.status_code, content=exc.detail, headers=exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing errors (unknown path, wrong method) in the one error shape too.
+        code = {404: "ResourceNotFoundError", 405: "MethodNotAllowedError"}.get(
+            exc.status_code, "HttpError"
+        )
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error_code": code, "message": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Keen answers a bad request with 400, not FastAPI's 422.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(
+            status_code=400, content={"error_code": "InvalidParameterError", "message": message}
+        )
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette hook
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(template).observe(time.perf_counter() - started)
+        return response
+
+    from app.api import (
+        health,
+        routes_admin,
+        routes_errors,
+        routes_keys,
+        routes_queries,
+        routes_stream,
+    )
     from app.webhooks.routes import router as webhooks_router
 
+    app.include_router(routes_stream.router)
+    app.include_router(routes_queries.router)
+    app.include_router(routes_errors.router)
+    app.include_router(routes_keys.router)
+    app.include_router(routes_admin.router)
+    app.include_router(health.router)
     app.include_router(webhooks_router)
     return app

@@ -103,6 +103,12 @@ def require_key(permission: str | None) -> Callable[..., Caller]:
     return dependency
 
 
+# The dependencies routes use (module-level, so each is built once).
+MASTER_KEY = require_key(None)
+WRITE_KEY = require_key("writes")
+QUERY_KEY = require_key("queries")
+
+
 def require_admin(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_admin_bearer),

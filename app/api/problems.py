@@ -55,7 +55,10 @@ _DESCRIPTIONS = {
 _EXAMPLES = {
     400: {"error_code": "InvalidQueryError", "message": "event_collection is required."},
     401: {"error_code": "InvalidApiKeyError", "message": "The API key is not valid."},
-    403: {"error_code": "InvalidApiKeyError", "message": "This key does not belong to this project."},
+    403: {
+        "error_code": "InvalidApiKeyError",
+        "message": "This key does not belong to this project.",
+    },
     404: {"error_code": "ResourceNotFoundError", "message": "No such error in this project."},
     409: {"error_code": "ConflictError", "message": "The stream is not paused."},
     413: {"error_code": "EventTooLargeError", "message": "The body is over the limit."},

@@ -84,7 +84,9 @@ class KafkaProducerHolder:
             raise
         except Exception as exc:
             raise ApiError(
-                503, "ServiceUnavailableError", f"Kafka did not accept the event: {type(exc).__name__}"
+                503,
+                "ServiceUnavailableError",
+                f"Kafka did not accept the event: {type(exc).__name__}",
             ) from exc
 
     async def ping(self, timeout: float = 3.0) -> bool:

@@ -218,7 +218,7 @@ def run_count(session: Session, q: Query, *, max_buckets: int) -> dict[str, Any]
         column("b_start", DateTime(timezone=True)),
         column("b_end", DateTime(timezone=True)),
         name="buckets",
-    ).data([(i, f.start, f.end) for i, f in enumerate(frames)])
+    ).data([(i, f.start, f.end) for i, f in enumerate(frames)]).cte("buckets")
     stmt = (
         select(bounds.c.idx, *groups.columns, func.count())
         .select_from(Event)

@@ -212,7 +212,9 @@ class JsonSql:
             match = and_(each.c.type == "text", each.c.value == value)
         else:
             return false()
-        return and_(self.kind() == "array", exists(select(literal(1)).select_from(each).where(match)))
+        return and_(
+            self.kind() == "array", exists(select(literal(1)).select_from(each).where(match))
+        )
 
     def eq(self, value: Any) -> ColumnElement:
         # Keen's eq on a list property matches when the list holds the value.

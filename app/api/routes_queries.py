@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.auth import Caller, require_key
+from app.api.auth import QUERY_KEY, Caller
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.queries import parse_query, run_count, run_extraction
 from app.api.timeframes import QueryError
@@ -122,7 +122,9 @@ _Q_TIMEFRAME = Query(
     description='Relative (this_7_days, previous_24_hours) or JSON {"start": iso, "end": iso}.',
 )
 _Q_TZ = Query(default=None, description="IANA timezone name or offset in seconds.")
-_Q_FILTERS = Query(default=None, description="JSON list of {property_name, operator, property_value}.")
+_Q_FILTERS = Query(
+    default=None, description="JSON list of {property_name, operator, property_value}."
+)
 
 
 @router.get(
@@ -140,7 +142,7 @@ def count_get(
     filters: str | None = _Q_FILTERS,
     group_by: str | None = Query(default=None, description="Property name or JSON list."),
     interval: str | None = Query(default=None, description="daily, hourly, every_N_units, ..."),
-    caller: Caller = Depends(require_key("queries")),
+    caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
     params = _get_params(
         event_collection, timeframe, timezone, filters, group_by=group_by, interval=interval
@@ -155,9 +157,7 @@ def count_get(
     response_model=CountResult,
     responses=error_responses(*KEY_ERRORS),
 )
-def count_post(
-    request: Request, body: CountBody, caller: Caller = Depends(require_key("queries"))
-) -> Any:
+def count_post(request: Request, body: CountBody, caller: Caller = Depends(QUERY_KEY)) -> Any:
     return _run(request, caller, body.model_dump(exclude_none=True), "count")
 
 
@@ -176,7 +176,7 @@ def extraction_get(
     filters: str | None = _Q_FILTERS,
     latest: int | None = Query(default=None, ge=1, description="Keep the most recent N."),
     property_names: str | None = Query(default=None, description="JSON list of dotted paths."),
-    caller: Caller = Depends(require_key("queries")),
+    caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
     params = _get_params(
         event_collection, timeframe, timezone, filters, latest=latest, property_names=property_names
@@ -192,6 +192,6 @@ def extraction_get(
     responses=error_responses(*KEY_ERRORS),
 )
 def extraction_post(
-    request: Request, body: ExtractionBody, caller: Caller = Depends(require_key("queries"))
+    request: Request, body: ExtractionBody, caller: Caller = Depends(QUERY_KEY)
 ) -> Any:
     return _run(request, caller, body.model_dump(exclude_none=True), "extraction")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from app.api.auth import Caller, require_key
+from app.api.auth import WRITE_KEY, Caller
 from app.api.http_rejections import KEEN_NAMES, check_body, check_collection, refuse
 from app.api.metrics import EVENTS_PRODUCED, EVENTS_REFUSED
 from app.api.problems import KEY_ERRORS, ApiError, ErrorBody, error_responses
@@ -82,9 +82,7 @@ async def _refuse(
         }
     },
 )
-async def add_event(
-    request: Request, collection: str, caller: Caller = Depends(require_key("writes"))
-) -> Any:
+async def add_event(request: Request, collection: str, caller: Caller = Depends(WRITE_KEY)) -> Any:
     raw = await request.body()
     rejection = check_collection(collection)
     if rejection is None:
@@ -126,7 +124,7 @@ async def add_event(
 )
 async def add_events(
     request: Request,
-    caller: Caller = Depends(require_key("writes")),
+    caller: Caller = Depends(WRITE_KEY),
 ) -> Any:
     raw = await request.body()
     try:
@@ -178,8 +176,10 @@ async def add_events(
     outcomes = await asyncio.gather(*(s[2] for s in sends), return_exceptions=True)
     for (collection, i, _), outcome in zip(sends, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            raise outcome if isinstance(outcome, ApiError) else ApiError(
-                503, "ServiceUnavailableError", "Kafka is unavailable; retry later."
+            raise (
+                outcome
+                if isinstance(outcome, ApiError)
+                else ApiError(503, "ServiceUnavailableError", "Kafka is unavailable; retry later.")
             )
         results[collection][i] = {"success": True}
         EVENTS_PRODUCED.inc()

@@ -20,7 +20,11 @@ kafka_cli = typer.Typer(
 )
 project_cli = typer.Typer(no_args_is_help=True, help="Projects and their keys.")
 cli.add_typer(kafka_cli, name="kafka")
+dlq_cli = typer.Typer(
+    no_args_is_help=True, help="Dead-letter streams paused by the circuit breaker."
+)
 cli.add_typer(project_cli, name="project")
+cli.add_typer(dlq_cli, name="dlq")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -120,6 +124,23 @@ def project_create(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(created, indent=2))
+
+
+@dlq_cli.command("resume")
+def dlq_resume(
+    project: str = typer.Option(..., "--project", help="Project id."),
+    collection: str = typer.Option(
+        ..., "--collection", help="Collection (the customer's topic name)."
+    ),
+) -> None:
+    """Resume a collection the DLQ circuit breaker paused; the worker picks it up within seconds."""
+    from app.ingest.pause import resume
+    from app.store.db import get_engine, session_factory
+
+    count = resume(session_factory(get_engine()), project, collection, by="cli")
+    if count == 0:
+        _fail(f"no paused stream for collection {collection!r} of project {project}", code=2)
+    typer.echo(f"resumed {count} partition(s) of {collection}")
 
 
 @cli.command()

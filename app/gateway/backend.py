@@ -56,12 +56,16 @@ class BackendConnection:
             )
         except (OSError, TimeoutError) as exc:
             self.closed = True
-            raise BackendError(f"cannot reach backend broker {self.host}:{self.port}: {exc}") from exc
+            raise BackendError(
+                f"cannot reach backend broker {self.host}:{self.port}: {exc}"
+            ) from exc
         self._read_task = asyncio.create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
-        failure: BaseException = BackendError(f"backend {self.host}:{self.port} closed the connection")
+        failure: BaseException = BackendError(
+            f"backend {self.host}:{self.port} closed the connection"
+        )
         try:
             while True:
                 frame = await read_frame(self._reader)
@@ -92,7 +96,9 @@ class BackendConnection:
         if self._writer is not None:
             self._writer.close()
 
-    def send(self, request: ApiMessage, version: int, expect_response: bool = True) -> asyncio.Future[ApiMessage] | None:
+    def send(
+        self, request: ApiMessage, version: int, expect_response: bool = True
+    ) -> asyncio.Future[ApiMessage] | None:
         """Write one request now (so requests keep their order); a future for its answer."""
         if self.closed or self._writer is None:
             raise BackendError(f"backend connection to {self.host}:{self.port} is closed")
@@ -141,6 +147,7 @@ class Backend:
         self.versions: dict[int, tuple[int, int]] = {}
         self.nodes: dict[int, tuple[str, int]] = {}
         self.topics: dict[str, TopicInfo] = {}
+        self.group_nodes: dict[str, int] = {}  # backend group id -> coordinator node
         self._control: BackendConnection | None = None
         self._control_lock = asyncio.Lock()
 
@@ -184,9 +191,11 @@ class Backend:
     async def refresh(self, topics: list[str] | None) -> MetadataResponse:
         """Backend metadata for ``topics`` (None: all), caching leaders and brokers."""
         version = self.version(ApiKey.Metadata, 12, floor=1)
-        req_topics = None if topics is None else [
-            MetadataRequest.MetadataRequestTopic(name=t) for t in topics
-        ]
+        req_topics = (
+            None
+            if topics is None
+            else [MetadataRequest.MetadataRequestTopic(name=t) for t in topics]
+        )
         request = MetadataRequest(
             topics=req_topics,
             allow_auto_topic_creation=False,
@@ -244,7 +253,8 @@ class Backend:
         for _ in range(attempts):
             await self.refresh(names)
             if all(
-                n in self.topics and all(leader >= 0 for leader in self.topics[n].partitions.values())
+                n in self.topics
+                and all(leader >= 0 for leader in self.topics[n].partitions.values())
                 for n in names
                 if results.get(n, (0,))[0] in (errors.NONE, 36)
             ):
@@ -267,6 +277,7 @@ class Backend:
             host, port = resp.host, resp.port
         if code == errors.NONE:
             self.nodes.setdefault(node, (host, port))
+            self.group_nodes[group] = node
         return code, node, message
 
     async def close(self) -> None:

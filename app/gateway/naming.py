@@ -75,4 +75,8 @@ class ProjectNames:
         return self._group_prefix + customer
 
     def customer_group(self, backend: str) -> str:
-        return backend[len(self._group_prefix) :] if backend.startswith(self._group_prefix) else backend
+        return (
+            backend[len(self._group_prefix) :]
+            if backend.startswith(self._group_prefix)
+            else backend
+        )

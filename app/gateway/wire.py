@@ -186,7 +186,9 @@ def decode_request(header: RequestHeader, frame: bytes) -> ApiMessage:
     return cls.decode(memoryview(frame)[header.body_offset :], version=header.api_version)
 
 
-def encode_response(header: RequestHeader, response: ApiMessage, version: int | None = None) -> bytes:
+def encode_response(
+    header: RequestHeader, response: ApiMessage, version: int | None = None
+) -> bytes:
     """A complete size-prefixed response frame for ``header``'s request."""
     version = header.api_version if version is None else version
     body = response.encode(version=version)

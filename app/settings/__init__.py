@@ -108,6 +108,49 @@ class Settings(BaseSettings):
         description="Public base URL of the API put before links in webhook payloads "
         "(e.g. https://inbound.example.com); unset gives paths only.",
     )
+    query_max_buckets: int = Field(
+        default=5000, description="Most interval buckets one count query may ask for."
+    )
+    query_extraction_limit: int = Field(
+        default=100000,
+        description="Most events one extraction returns (with `latest`, at most this many).",
+    )
+    replay_cap: int = Field(
+        default=3, description="Times one rejected event may be replayed (no replay loops)."
+    )
+    replay_rate_per_second: float = Field(
+        default=50.0, description="Rejected events a project may replay per second (refill)."
+    )
+    replay_burst: int = Field(
+        default=500, description="Rejected events a project may replay at once (bucket size)."
+    )
+    gateway_tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) of the Kafka edge's TLS listener; unset: a "
+        "development certificate under <data_dir>/certs, made on first start (`inbound certs`).",
+    )
+    gateway_tls_key: Path | None = Field(
+        default=None, description="PEM private key of the Kafka edge's TLS certificate."
+    )
+    gateway_plain_port: int = Field(
+        default=0,
+        description="Port of a plaintext SASL (no TLS) edge listener, for local development "
+        "only; 0 disables it.",
+    )
+    gateway_advertised_host: str | None = Field(
+        default=None,
+        description="Host name the Kafka edge gives clients in Metadata; unset: gateway_host.",
+    )
+    gateway_project_rate_bytes: int = Field(
+        default=0,
+        description="Produce bytes per second one project may send through the Kafka edge "
+        "(applied as Kafka throttle time); 0 means unlimited.",
+    )
+    gateway_key_cache_seconds: float = Field(
+        default=5.0,
+        description="Seconds the Kafka edge caches a key lookup: a revoked key stops working "
+        "within this time, on open connections too.",
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.store.models import Notification, Webhook, WebhookAttempt, WebhookDelivery
@@ -210,18 +210,28 @@ class Policy:
     disable_after: timedelta
 
 
-def disable_webhook(session: Session, hook: Webhook, reason: str, now: datetime) -> None:
-    """Deactivate and tell the project's other webhooks (through the outbox, so it is durable)."""
-    hook.is_active = False
-    hook.disabled_reason = reason
-    hook.updated_at = now
+def disable_webhook(session: Session, webhook_id: str, reason: str, now: datetime) -> bool:
+    """Deactivate and tell the project's other webhooks (through the outbox, so durably).
+
+    The conditional UPDATE makes exactly one of several concurrent callers do it (and emit
+    one webhook.disabled), on SQLite as on PostgreSQL.
+    """
+    row = session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id, Webhook.is_active.is_(True))
+        .values(is_active=False, disabled_reason=reason, updated_at=now)
+        .returning(Webhook.project_id, Webhook.url)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return False
     session.add(
         Notification(
-            project_id=hook.project_id,
+            project_id=row.project_id,
             type=WEBHOOK_DISABLED,
             payload={
-                "webhook_id": hook.id,
-                "url": redact_url(hook.url),
+                "webhook_id": webhook_id,
+                "url": redact_url(row.url),
                 "reason": reason,
                 "disabled_at": iso(now),
             },
@@ -229,7 +239,8 @@ def disable_webhook(session: Session, hook: Webhook, reason: str, now: datetime)
             dispatched_at=None,
         )
     )
-    log.warning("webhook %s disabled: %s", hook.id, reason)
+    log.warning("webhook %s disabled: %s", webhook_id, reason)
+    return True
 
 
 def record_outcome(
@@ -240,11 +251,14 @@ def record_outcome(
     policy: Policy,
     rng: random.Random | None = None,
 ) -> str:
-    """Log the attempt and move the delivery on; returns its new status."""
+    """Log the attempt and move the delivery on; returns its new status.
+
+    Webhook counters change by single UPDATE statements, never read-modify-write, because
+    several attempts for one webhook finish at the same time.
+    """
     delivery = session.get(WebhookDelivery, job.delivery_id)
     if delivery is None:
         return "gone"  # the webhook was deleted meanwhile (cascade)
-    hook = session.get(Webhook, delivery.webhook_id, with_for_update=True)
     session.add(
         WebhookAttempt(
             delivery_id=delivery.id,
@@ -260,20 +274,32 @@ def record_outcome(
     if outcome.ok:
         delivery.status = "delivered"
         delivery.next_attempt_at = None
-        if hook is not None and (hook.consecutive_failures or hook.failing_since):
-            hook.consecutive_failures = 0
-            hook.failing_since = None
+        session.execute(
+            update(Webhook)
+            .where(
+                Webhook.id == delivery.webhook_id,
+                (Webhook.consecutive_failures != 0) | Webhook.failing_since.is_not(None),
+            )
+            .values(consecutive_failures=0, failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
         return delivery.status
-    if hook is not None:
-        hook.consecutive_failures = (hook.consecutive_failures or 0) + 1
-        hook.failing_since = hook.failing_since or now
-        hook.updated_at = now
+    streak = session.execute(
+        update(Webhook)
+        .where(Webhook.id == delivery.webhook_id)
+        .values(
+            consecutive_failures=Webhook.consecutive_failures + 1,
+            failing_since=func.coalesce(Webhook.failing_since, now),
+            updated_at=now,
+        )
+        .returning(Webhook.consecutive_failures, Webhook.failing_since)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
     if outcome.status_code == 410:
         # The receiver says the endpoint is gone for good: stop, do not retry.
         delivery.status = "failed"
         delivery.next_attempt_at = None
-        if hook is not None and hook.is_active:
-            disable_webhook(session, hook, "the endpoint answered 410 Gone", now)
+        disable_webhook(session, delivery.webhook_id, "the endpoint answered 410 Gone", now)
         return delivery.status
     delay = retry_delay(delivery.attempts, rng)
     if delay is None:
@@ -284,16 +310,15 @@ def record_outcome(
             delay = max(delay, outcome.retry_after)
         delivery.next_attempt_at = now + timedelta(seconds=delay)
     if (
-        hook is not None
-        and hook.is_active
-        and hook.consecutive_failures >= policy.disable_after_failures
-        and now - as_utc(hook.failing_since) >= policy.disable_after
+        streak is not None
+        and streak.consecutive_failures >= policy.disable_after_failures
+        and now - as_utc(streak.failing_since) >= policy.disable_after
     ):
         disable_webhook(
             session,
-            hook,
-            f"{hook.consecutive_failures} consecutive failed attempts since "
-            f"{iso(hook.failing_since)}",
+            delivery.webhook_id,
+            f"{streak.consecutive_failures} consecutive failed attempts since "
+            f"{iso(streak.failing_since)}",
             now,
         )
     return delivery.status

@@ -21,7 +21,9 @@ def _props(text: str) -> dict[str, str]:
 def test_committed_docker_configs_are_current() -> None:
     for name, text in rendered().items():
         committed = (DOCKER_KAFKA_DIR / name).read_text()
-        assert committed == text, f"docker/kafka/{name} is stale: run python -m app.kafka.docker_config"
+        assert committed == text, (
+            f"docker/kafka/{name} is stale: run python -m app.kafka.docker_config"
+        )
 
 
 def test_docker_and_local_three_node_configs_agree_on_durability() -> None:
@@ -29,10 +31,17 @@ def test_docker_and_local_three_node_configs_agree_on_durability() -> None:
     local = local_nodes(9092, 3, "/tmp/x")
     local_props = _props(render_server_properties(local[0], local))
     docker_props = _props(rendered()["node1.properties"])
-    may_differ = {"controller.quorum.voters", "listeners", "advertised.listeners", "log.dirs",
-                  "num.partitions", "offsets.topic.num.partitions",
-                  "transaction.state.log.num.partitions",
-                  "share.coordinator.state.topic.num.partitions", "group.initial.rebalance.delay.ms"}
+    may_differ = {
+        "controller.quorum.voters",
+        "listeners",
+        "advertised.listeners",
+        "log.dirs",
+        "num.partitions",
+        "offsets.topic.num.partitions",
+        "transaction.state.log.num.partitions",
+        "share.coordinator.state.topic.num.partitions",
+        "group.initial.rebalance.delay.ms",
+    }
     assert local_props.keys() == docker_props.keys()
     for key in local_props.keys() - may_differ:
         assert local_props[key] == docker_props[key], key

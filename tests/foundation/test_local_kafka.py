@@ -20,10 +20,20 @@ from tests.support.ports import free_kafka_base
 def test_kcat_produces_and_consumes_on_loopback(kafka_bootstrap: str) -> None:
     topic = f"kcat-{uuid.uuid4().hex[:8]}"
     lines = [json.dumps({"n": i}) for i in range(5)]
-    subprocess.run(["kcat", "-b", kafka_bootstrap, "-P", "-t", topic],
-                   input="\n".join(lines) + "\n", text=True, check=True, timeout=30)
-    out = subprocess.run(["kcat", "-b", kafka_bootstrap, "-C", "-t", topic, "-o", "beginning",
-                          "-e", "-q"], capture_output=True, text=True, check=True, timeout=30).stdout
+    subprocess.run(
+        ["kcat", "-b", kafka_bootstrap, "-P", "-t", topic],
+        input="\n".join(lines) + "\n",
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    out = subprocess.run(
+        ["kcat", "-b", kafka_bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     assert out.splitlines() == lines
 
 
@@ -43,11 +53,20 @@ def test_broker_accepts_the_seeds_record_size(kafka_bootstrap: str) -> None:
 
 
 def test_cli_start_status_stop(tmp_path: Path) -> None:
-    env = {**os.environ, "INBOUND_DATA_DIR": str(tmp_path), "INBOUND_KAFKA_PORT": str(free_kafka_base())}
+    env = {
+        **os.environ,
+        "INBOUND_DATA_DIR": str(tmp_path),
+        "INBOUND_KAFKA_PORT": str(free_kafka_base()),
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.cli.main", "kafka", *args], env=env,
-                              capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "kafka", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     try:
         started = cli("start")
@@ -70,8 +89,13 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
 
 def test_missing_java_is_named_with_its_install_line(tmp_path: Path) -> None:
     env = {**os.environ, "INBOUND_DATA_DIR": str(tmp_path), "PATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "app.cli.main", "kafka", "start"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "kafka", "start"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "Java 17+" in result.stderr and "apt-get install" in result.stderr
 

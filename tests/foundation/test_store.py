@@ -68,8 +68,14 @@ def test_access_key_with_autofill_and_revocation(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     with session_scope(engine) as session:
         project = create_project(session, "p")
-        made = create_key(session, project["project_id"], "access", name="mobile",
-                          permitted=["writes"], options={"writes": {"autofill": {"app": "ios"}}})
+        made = create_key(
+            session,
+            project["project_id"],
+            "access",
+            name="mobile",
+            permitted=["writes"],
+            options={"writes": {"autofill": {"app": "ios"}}},
+        )
         secret = made.secret
     with session_scope(engine) as session:
         key = find_key(session, secret)
@@ -94,8 +100,13 @@ def test_unknown_access_permission_is_refused(sqlite_url: str) -> None:
 
 def test_cli_project_create_prints_json(db_url: str, tmp_path) -> None:
     env = {**os.environ, "INBOUND_DATABASE_URL": db_url, "INBOUND_DATA_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "app.cli.main", "project", "create", "--name", "demo"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "project", "create", "--name", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     created = json.loads(out)
     assert set(created) >= {"project_id", "master_key", "write_key", "read_key"}
     engine = create_engine(db_url)

@@ -99,7 +99,9 @@ class Receiver:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
-    def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = self.to(path) if path else list(self.requests)

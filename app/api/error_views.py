@@ -1,0 +1,265 @@
+"""Error rows as the API shows them, and the filtered, cursor-paginated listing of them.
+
+Shared by the customer routes (one project) and the support-staff routes (any project).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from app.api.problems import ApiError
+from app.api.timeframes import QueryError, iso, parse_instant
+from app.kafka.topics import customer_dlq_name, parse_dlq
+from app.store.models import AuditEntry, IngestError
+
+STATUSES = ("open", "replayed", "resolved", "ignored")
+
+
+class Coordinates(BaseModel):
+    topic: str | None = Field(description="The name the customer sees.")
+    backend_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class ErrorSummaryItem(BaseModel):
+    error_id: str
+    project_id: str
+    collection: str
+    code: str = Field(examples=["invalid_json"])
+    stage: str = Field(examples=["decode"])
+    message: str
+    detail: dict[str, Any]
+    status: str = Field(examples=["open"])
+    created_at: str
+    updated_at: str
+    record_timestamp: str | None
+    key_id: str | None
+    payload_size: int
+    payload_sha256: str
+    payload_truncated: bool
+    source: Coordinates
+    dlq: Coordinates
+    replay_count: int
+    replay_outcome: dict[str, Any] | None
+
+
+class Bytes(BaseModel):
+    base64: str | None
+    utf8: str | None = Field(description="The bytes as text, when they are valid UTF-8.")
+
+
+class HeaderView(BaseModel):
+    name: str
+    value_base64: str
+    value_utf8: str | None
+
+
+class ErrorDetail(ErrorSummaryItem):
+    payload: Bytes = Field(description="The stored payload (up to the configured cap).")
+    record_key: Bytes
+    headers: list[HeaderView]
+
+
+class ErrorPage(BaseModel):
+    errors: list[ErrorSummaryItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    # SQLite returns naive datetimes; every stored time is UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _iso(at: datetime | None) -> str | None:
+    at = _utc(at)
+    return iso(at) if at else None
+
+
+def _bytes_view(raw: bytes | None) -> dict[str, str | None]:
+    if raw is None:
+        return {"base64": None, "utf8": None}
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {"base64": base64.b64encode(raw).decode(), "utf8": text}
+
+
+def summary_view(row: IngestError) -> dict[str, Any]:
+    dlq_customer = None
+    if row.dlq_topic:
+        parsed = parse_dlq(row.dlq_topic)
+        dlq_customer = customer_dlq_name(parsed[1]) if parsed else row.dlq_topic
+    stored = len(row.payload) if row.payload is not None else 0
+    return {
+        "error_id": row.id,
+        "project_id": row.project_id,
+        "collection": row.collection,
+        "code": row.code,
+        "stage": row.stage,
+        "message": row.message,
+        "detail": row.detail or {},
+        "status": row.status,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "record_timestamp": _iso(row.record_timestamp),
+        "key_id": row.key_id,
+        "payload_size": row.payload_size,
+        "payload_sha256": row.payload_sha256,
+        "payload_truncated": stored < row.payload_size,
+        "source": {
+            "topic": row.collection if row.source_topic else None,
+            "backend_topic": row.source_topic,
+            "partition": row.source_partition,
+            "offset": row.source_offset,
+        },
+        "dlq": {
+            "topic": dlq_customer,
+            "backend_topic": row.dlq_topic,
+            "partition": row.dlq_partition,
+            "offset": row.dlq_offset,
+        },
+        "replay_count": row.replay_count,
+        "replay_outcome": row.replay_outcome,
+    }
+
+
+def decode_headers(stored: list | None) -> list[tuple[str, bytes]]:
+    out = []
+    for item in stored or []:
+        try:
+            name, value = item
+            out.append((str(name), base64.b64decode(value) if value is not None else b""))
+        except (ValueError, TypeError, binascii.Error):
+            continue
+    return out
+
+
+def detail_view(row: IngestError) -> dict[str, Any]:
+    view = summary_view(row)
+    view["payload"] = _bytes_view(row.payload)
+    view["record_key"] = _bytes_view(row.record_key)
+    view["headers"] = [
+        {
+            "name": name,
+            "value_base64": base64.b64encode(value).decode(),
+            "value_utf8": _bytes_view(value)["utf8"],
+        }
+        for name, value in decode_headers(row.headers)
+    ]
+    return view
+
+
+def audit_payload_read(session: Session, actor: str, row: IngestError) -> None:
+    """Every returned payload leaves a trace: who read which error's payload, when."""
+    session.add(
+        AuditEntry(
+            at=datetime.now(UTC),
+            actor=actor,
+            action="error.payload.read",
+            project_id=row.project_id,
+            target=row.id,
+        )
+    )
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_instant(value, UTC, name)
+    except QueryError as exc:
+        raise ApiError(400, "InvalidParameterError", str(exc)) from exc
+
+
+def error_filters(
+    *,
+    project_id: str | None,
+    collection: str | None = None,
+    code: str | None = None,
+    status: str | None = None,
+    stage: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ColumnElement]:
+    where: list[ColumnElement] = []
+    if project_id is not None:
+        where.append(IngestError.project_id == project_id)
+    if collection:
+        where.append(IngestError.collection == collection)
+    if code:
+        where.append(IngestError.code.in_(code.split(",")))
+    if status:
+        statuses = status.split(",")
+        if set(statuses) - set(STATUSES):
+            raise ApiError(400, "InvalidParameterError", f"status is one of {', '.join(STATUSES)}")
+        where.append(IngestError.status.in_(statuses))
+    if stage:
+        where.append(IngestError.stage.in_(stage.split(",")))
+    if since:
+        where.append(IngestError.created_at >= since)
+    if until:
+        where.append(IngestError.created_at < until)
+    return where
+
+
+def _encode_cursor(row: IngestError) -> str:
+    raw = orjson.dumps([_iso_full(row.created_at), row.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _iso_full(at: datetime) -> str:
+    at = _utc(at)
+    assert at is not None
+    return at.isoformat()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, error_id = orjson.loads(raw)
+        return datetime.fromisoformat(at).astimezone(UTC), str(error_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise ApiError(400, "InvalidParameterError", "cursor is not one this API gave") from exc
+
+
+def list_errors(
+    session: Session, where: list[ColumnElement], *, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Newest first; keyset pagination on (created_at, error_id) so pages never shift."""
+    conditions = list(where)
+    if cursor:
+        at, error_id = _decode_cursor(cursor)
+        conditions.append(
+            or_(
+                IngestError.created_at < at,
+                and_(IngestError.created_at == at, IngestError.id < error_id),
+            )
+        )
+    rows = (
+        session.execute(
+            select(IngestError)
+            .where(*conditions)
+            .order_by(IngestError.created_at.desc(), IngestError.id.desc())
+            .limit(limit + 1)
+        )
+        .scalars()
+        .all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "errors": [summary_view(r) for r in rows],
+        "next_cursor": _encode_cursor(rows[-1]) if more and rows else None,
+    }

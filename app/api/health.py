@@ -1,0 +1,61 @@
+"""Liveness of the API's dependencies, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, or degraded when a check fails.")
+    database: str = Field(examples=["ok"])
+    kafka: str = Field(examples=["ok"], description="ok, unavailable, or not_configured.")
+
+
+@router.get(
+    "/healthz",
+    summary="Database and Kafka reachability",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency is unreachable."}},
+)
+async def healthz(request: Request) -> Any:
+    def _db() -> bool:
+        try:
+            with request.app.state.session_factory() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    producer = request.app.state.producer
+    db_ok, kafka_ok = await asyncio.gather(
+        run_in_threadpool(_db),
+        producer.ping() if producer.configured else asyncio.sleep(0, result=None),
+    )
+    kafka = "not_configured" if kafka_ok is None else ("ok" if kafka_ok else "unavailable")
+    healthy = db_ok and kafka != "unavailable"
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok" if db_ok else "unavailable",
+        "kafka": kafka,
+    }
+    return JSONResponse(status_code=200 if healthy else 503, content=body)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"example": "inbound_api_requests_total 1.0"}}}},
+)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

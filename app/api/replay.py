@@ -1,0 +1,167 @@
+"""Replay: re-produce rejected events into their inbound topic once the customer fixed the cause.
+
+What travels again is what came in: the original value, key and headers (the error headers
+of the DLQ copy stripped), plus
+- ``inbound.replay.count``: how many times this event has been replayed; refused beyond the
+  cap, so a replay that fails again cannot loop;
+- ``inbound.replay.source``: "topic/partition/offset" of the original record, from which the
+  worker derives the original keen.id, so a replayed event can never be stored twice;
+- ``inbound.replay.error_id``: the error row the outcome belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.api.error_views import decode_headers
+from app.api.http_rejections import check_collection
+from app.ingest import headers as h
+from app.kafka.topics import inbound_topic, parse_inbound
+from app.store.models import IngestError
+
+REPLAY_ERROR_ID = "inbound.replay.error_id"
+# Headers Inbound itself wrote about the failure or an earlier replay: not part of the original.
+_STRIPPED_PREFIXES = ("inbound.error.", "inbound.original.", "inbound.replay.")
+_STRIPPED = {h.FAILED_AT}
+
+
+@dataclass
+class TokenBucket:
+    """Records per second a project may replay, with a burst allowance."""
+
+    rate: float
+    capacity: float
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def available(self) -> int:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.capacity
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return int(self.tokens)
+
+    def take(self, n: int) -> None:
+        self.tokens -= n
+
+    def wait_for_one(self) -> float:
+        return max(0.0, (1 - self.tokens) / self.rate) if self.rate > 0 else 60.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    error_id: str
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    count: int
+
+
+class Refusal(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _count_in(headers: list[tuple[str, bytes]]) -> int:
+    for name, value in headers:
+        if name == h.REPLAY_COUNT:
+            try:
+                return int(value.decode())
+            except (UnicodeDecodeError, ValueError):
+                return 0
+    return 0
+
+
+def target_topic(row: IngestError) -> str:
+    parsed = parse_inbound(row.source_topic or "")
+    if parsed and parsed[0] == row.project_id:
+        return row.source_topic  # type: ignore[return-value]
+    if check_collection(row.collection) is not None:
+        # The name itself was the error: there is no inbound topic to replay into.
+        raise Refusal("collection_name_invalid")
+    return inbound_topic(row.project_id, row.collection)
+
+
+async def fetch_dlq_record(
+    bootstrap: str, topic: str, partition: int, offset: int, timeout: float = 10.0
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]] | None:
+    """Read one record back from a DLQ topic (for a payload larger than the error-table cap)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            for record in batch.get(tp, []):
+                if record.offset == offset:
+                    return record.value, record.key, list(record.headers or [])
+                return None  # compacted or deleted: the next offset is someone else
+        return None
+    finally:
+        await consumer.stop()
+
+
+async def prepare(row: IngestError, *, cap: int, bootstrap: str | None) -> Prepared:
+    stored_headers = decode_headers(row.headers)
+    done = max(row.replay_count or 0, _count_in(stored_headers))
+    if done >= cap:
+        raise Refusal("replay_cap_reached")
+    topic = target_topic(row)
+    value: bytes | None = row.payload
+    key: bytes | None = row.record_key
+    headers = stored_headers
+    if value is None or len(value) < row.payload_size:
+        # Over the table's cap: the DLQ copy holds the full original bytes.
+        if not (bootstrap and row.dlq_topic and row.dlq_partition is not None):
+            raise Refusal("payload_unavailable")
+        fetched = await fetch_dlq_record(
+            bootstrap, row.dlq_topic, row.dlq_partition, int(row.dlq_offset or 0)
+        )
+        if fetched is None:
+            raise Refusal("payload_unavailable")
+        value, key, headers = fetched
+    if hashlib.sha256(value or b"").hexdigest() != row.payload_sha256:
+        raise Refusal("payload_mismatch")
+    kept = [
+        (name, v)
+        for name, v in headers
+        if not name.startswith(_STRIPPED_PREFIXES) and name not in _STRIPPED
+    ]
+    if row.key_id and not any(name == h.KEY_ID for name, _ in kept):
+        kept.append((h.KEY_ID, row.key_id.encode()))
+    kept.append((h.REPLAY_COUNT, str(done + 1).encode()))
+    kept.append((REPLAY_ERROR_ID, row.id.encode()))
+    if row.source_topic and row.source_partition is not None and row.source_offset is not None:
+        source = f"{row.source_topic}/{row.source_partition}/{row.source_offset}"
+        kept.append((h.REPLAY_SOURCE, source.encode()))
+    return Prepared(row.id, topic, value, key, kept, done + 1)
+
+
+def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -> None:
+    now = datetime.now(UTC)
+    row.status = "replayed"
+    row.replay_count = prepared.count
+    # The worker fills in the result ("accepted" or the new rejection) under the same error_id.
+    row.replay_outcome = {
+        "state": "pending",
+        "replayed_at": now.isoformat(),
+        "replayed_by": actor,
+        "topic": prepared.topic,
+        "partition": meta.partition,
+        "offset": meta.offset,
+        "replay_count": prepared.count,
+    }
+    row.updated_at = now

@@ -1,0 +1,55 @@
+"""Access keys managed with the project's master key (Keen's access key API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from app.api.auth import MASTER_KEY, Caller
+from app.api.key_admin import KeyCreate, KeyCreated, KeyView, list_keys, make_key, revoke_key
+from app.api.problems import KEY_ERRORS, ApiError, error_responses
+
+router = APIRouter(tags=["keys"])
+KEYS_PATH = "/3.0/projects/{project_id}/keys"
+
+
+@router.post(
+    KEYS_PATH,
+    summary="Create an access key",
+    description="`permitted` from writes, queries, saved_queries, cached_queries, datasets, "
+    "schema; `options.writes.autofill` is merged into written events, "
+    "`options.queries.filters` forced onto queries. The secret is in this response only.",
+    status_code=201,
+    response_model=KeyCreated,
+    responses=error_responses(*KEY_ERRORS),
+)
+def key_create(request: Request, body: KeyCreate, caller: Caller = Depends(MASTER_KEY)) -> Any:
+    if body.kind != "access":
+        raise ApiError(403, "InvalidApiKeyError", "A master key creates access keys only.")
+    with request.app.state.session_factory() as session, session.begin():
+        return make_key(session, caller.project_id, body)
+
+
+@router.get(
+    KEYS_PATH,
+    summary="List the project's keys (never their secrets)",
+    response_model=list[KeyView],
+    responses=error_responses(*KEY_ERRORS),
+)
+def key_list(request: Request, caller: Caller = Depends(MASTER_KEY)) -> Any:
+    with request.app.state.session_factory() as session:
+        return list_keys(session, caller.project_id)
+
+
+@router.post(
+    f"{KEYS_PATH}/{{key_id}}/revoke",
+    summary="Revoke a key (it stops working at once)",
+    response_model=KeyView,
+    responses=error_responses(*KEY_ERRORS, 404),
+)
+def key_revoke(request: Request, key_id: str, caller: Caller = Depends(MASTER_KEY)) -> Any:
+    if key_id == caller.key.id:
+        raise ApiError(400, "InvalidParameterError", "A key cannot revoke itself.")
+    with request.app.state.session_factory() as session, session.begin():
+        return revoke_key(session, caller.project_id, key_id)

@@ -1,0 +1,331 @@
+"""The ingest loop: batches from every `in.*` topic, through the pipeline, to the store or the DLQ.
+
+faust's per-message agent machinery costs about twelve times a bare consumer's throughput
+(shared/faust-notes.md §6) and its pattern subscription subscribes to nothing, so the inbound
+topics are read here by an aiokafka consumer that really uses pattern subscription, one
+batch at a time; faust hosts it as a service of the worker app.
+
+Guarantees: offsets are committed only after every record of the batch is stored, or
+dead-lettered (acked by the broker) and recorded; any infrastructure failure pauses the
+batch, retries it with backoff and marks the worker unhealthy, and rejects nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from app.ingest import headers as h
+from app.ingest import metrics
+from app.ingest.addons import AddonRegistry
+from app.ingest.breaker import CircuitBreaker
+from app.ingest.dlq import dead_letter, error_id_for
+from app.ingest.dlq_writer import DlqWriter
+from app.ingest.lookup import DbLookup
+from app.ingest.pause import PauseStore
+from app.ingest.persist import BatchOutcome, BatchWriter
+from app.ingest.pipeline import Accepted, RawRecord, process
+from app.ingest.rejection import Rejection
+from app.kafka.topics import INBOUND_PATTERN
+from app.settings import Settings
+
+log = logging.getLogger("inbound.worker")
+
+GROUP_ID = "inbound-ingest"
+# Enough for the largest record the broker accepts, per partition and fetch.
+MAX_PARTITION_FETCH = 2 * 1024 * 1024
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, loop: IngestLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Let the batch in hand finish and commit before the partitions move.
+        async with self._loop.batch_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %d inbound partitions", len(assigned))
+        self._loop.apply_pauses_soon()
+
+
+class IngestLoop:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.batch_lock = asyncio.Lock()
+        self.healthy = True
+        self.last_error: str | None = None
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        self.lookup = DbLookup(sessions)
+        self.writer = BatchWriter(engine, settings.error_payload_cap)
+        self.pauses = PauseStore(sessions)
+        self.addons = AddonRegistry(settings.geoip_database)
+        self.breaker = CircuitBreaker(settings.dlq_pause_ratio, settings.dlq_pause_min_events)
+        self.dlq = DlqWriter(settings.kafka_bootstrap or "", settings.dlq_replicas)
+        self.consumer: AIOKafkaConsumer | None = None
+        self._paused_by_us: set[TopicPartition] = set()
+        self._pauses_dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=GROUP_ID,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # The default is five minutes; a new collection must be queryable in seconds.
+            metadata_max_age_ms=self.settings.worker_metadata_max_age_ms,
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH,
+            fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=self.settings.worker_batch_ms,
+            max_poll_records=self.settings.worker_batch_size,
+            # A batch retried through a database outage must not cost the partitions.
+            max_poll_interval_ms=24 * 3600 * 1000,
+        )
+        await self.dlq.start()
+        await self.consumer.start()
+        self.consumer.subscribe(pattern=INBOUND_PATTERN, listener=_Listener(self))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        async with self.batch_lock:
+            if self.consumer:
+                await self.consumer.stop()
+            await self.dlq.stop()
+
+    def apply_pauses_soon(self) -> None:
+        self._pauses_dirty.set()
+
+    # -- main loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        assert self.consumer is not None
+        pause_task = asyncio.create_task(self._pause_refresher())
+        try:
+            while not self._stopping.is_set():
+                fetched = await self.consumer.getmany(
+                    timeout_ms=self.settings.worker_batch_ms,
+                    max_records=self.settings.worker_batch_size,
+                )
+                if not fetched or self._stopping.is_set():
+                    continue
+                async with self.batch_lock:
+                    await self._handle(fetched)
+                await self._update_lag()
+        finally:
+            pause_task.cancel()
+
+    async def _handle(self, fetched: dict) -> None:
+        started = time.perf_counter()
+        assert self.consumer is not None
+        records_by_tp = {
+            tp: [_raw(m) for m in msgs]
+            for tp, msgs in fetched.items()
+            if tp not in self._paused_by_us
+        }
+        await self._retrying("lookup", self._prefetch, records_by_tp)
+        now = datetime.now(UTC)
+        outcome = BatchOutcome()
+        commit: dict[TopicPartition, int] = {}
+        tripped: list[tuple[TopicPartition, str, int]] = []
+        codes: list[str] = []
+        for tp, records in records_by_tp.items():
+            next_offset = records[-1].offset + 1
+            ratio = self.pauses.ratio_for(_project_of(tp.topic))
+            last_code = ""
+            for record in records:
+                result = process(record, self.lookup, now, self.addons)
+                rejected = isinstance(result, Rejection)
+                if rejected:
+                    last_code = result.code
+                if self.breaker.record((tp.topic, tp.partition), rejected, ratio):
+                    # This record and the rest of the partition wait for a resume.
+                    tripped.append((tp, last_code, record.offset))
+                    next_offset = record.offset
+                    break
+                source = _header(record.headers, h.REPLAY_SOURCE)
+                if rejected:
+                    letter = dead_letter(record, result, now)
+                    outcome.rejected.append(letter)
+                    codes.append(result.code)
+                    if source:
+                        outcome.replay_outcomes[_original_error(source)] = {
+                            "status": "rejected",
+                            "error_id": letter.error_id,
+                            "code": result.code,
+                            "at": now.isoformat(),
+                        }
+                else:
+                    outcome.accepted.append(result)
+                    if source:
+                        outcome.replay_outcomes[_original_error(source)] = {
+                            "status": "accepted",
+                            "keen_id": result.keen_id,
+                            "at": now.isoformat(),
+                        }
+            commit[tp] = next_offset
+
+        async def persist() -> None:
+            if outcome.rejected and not outcome.dlq_coordinates:
+                outcome.dlq_coordinates = await self.dlq.write(outcome.rejected)
+            await asyncio.to_thread(self.writer.write, outcome)
+
+        await self._retrying("persist", persist)
+        for tp, code, offset in tripped:
+            await self._retrying("pause", self._pause, tp, code, offset)
+        await self._commit(commit)
+        metrics.ACCEPTED.inc(len(outcome.accepted))
+        for code in codes:
+            metrics.REJECTED.labels(code).inc()
+        metrics.BATCH_SIZE.observe(sum(len(r) for r in records_by_tp.values()))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _prefetch(self, records_by_tp: dict) -> None:
+        projects, keys = set(), set()
+        for tp, records in records_by_tp.items():
+            parts = tp.topic.split(".", 2)
+            if len(parts) == 3:
+                projects.add(parts[1])
+            for r in records:
+                key_id = _header(r.headers, h.KEY_ID)
+                if key_id:
+                    keys.add(key_id)
+        await asyncio.to_thread(self.lookup.prefetch, projects, keys)
+        await asyncio.to_thread(self.pauses.prefetch_options, projects)
+
+    async def _pause(self, tp: TopicPartition, code: str, offset: int) -> None:
+        assert self.consumer is not None
+        project_id, _, collection = tp.topic.removeprefix("in.").partition(".")
+        reason = (
+            f"more than {self.pauses.ratio_for(project_id) or self.breaker.ratio:.0%} of the last "
+            f"{self.breaker.min_events} events were rejected (last: {code}); fix the producer, "
+            "then resume the stream"
+        )
+        await asyncio.to_thread(
+            self.pauses.pause, project_id, collection, tp.topic, tp.partition, offset, reason
+        )
+        self.consumer.pause(tp)
+        self.consumer.seek(tp, offset)
+        self._paused_by_us.add(tp)
+        metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
+        log.warning(
+            "DLQ circuit breaker paused %s[%d] at offset %d", tp.topic, tp.partition, offset
+        )
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.consumer is not None
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions: the next owner re-reads the batch and the
+            # deterministic ids make that harmless.
+            log.warning("offset commit skipped after rebalance: %s", exc)
+
+    async def _retrying(self, cause: str, func, *args) -> None:  # noqa: ANN001
+        delay = 0.2
+        while True:
+            try:
+                await func(*args)
+                if not self.healthy:
+                    log.info("%s recovered; catching up", cause)
+                self.healthy = True
+                self.last_error = None
+                metrics.HEALTHY.set(1)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an outage must not reject or lose events
+                self.healthy = False
+                self.last_error = f"{cause}: {type(exc).__name__}: {exc}"
+                metrics.HEALTHY.set(0)
+                metrics.INFRA_RETRIES.labels(cause).inc()
+                log.warning(
+                    "%s failed (%s); retrying in %.1fs, nothing committed",
+                    cause,
+                    self.last_error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _pause_refresher(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._pauses_dirty.wait(), timeout=2.0)
+            except TimeoutError:
+                pass
+            self._pauses_dirty.clear()
+            try:
+                await self._apply_pauses()
+            except Exception as exc:  # noqa: BLE001 - retried on the next tick
+                log.warning("could not refresh paused streams: %s", exc)
+
+    async def _apply_pauses(self) -> None:
+        assert self.consumer is not None
+        paused = await asyncio.to_thread(self.pauses.active)
+        assignment = self.consumer.assignment()
+        async with self.batch_lock:
+            for tp in assignment:
+                key = (tp.topic, tp.partition)
+                if key in paused and tp not in self._paused_by_us:
+                    self.consumer.pause(tp)
+                    self._paused_by_us.add(tp)
+                elif key not in paused and tp in self._paused_by_us:
+                    self.consumer.resume(tp)
+                    self._paused_by_us.discard(tp)
+                    self.breaker.reset(key)
+                    log.info("resumed %s[%d]", tp.topic, tp.partition)
+            self._paused_by_us &= assignment
+        metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
+
+    async def _update_lag(self) -> None:
+        assert self.consumer is not None
+        lag = 0
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                lag += max(0, high - await self.consumer.position(tp))
+            except IllegalStateError:
+                continue
+        metrics.CONSUMER_LAG.set(lag)
+
+
+def _raw(message) -> RawRecord:  # noqa: ANN001 - aiokafka ConsumerRecord
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+    )
+
+
+def _header(headers: tuple[tuple[str, bytes], ...], name: str) -> str | None:
+    for k, v in reversed(headers):
+        if k == name and v is not None:
+            return v.decode(errors="replace")
+    return None
+
+
+def _project_of(topic: str) -> str:
+    return topic.removeprefix("in.").partition(".")[0]
+
+
+def _original_error(source: str) -> str:
+    topic, partition, offset = source.rsplit("/", 2)
+    return error_id_for(topic, int(partition), int(offset))

@@ -1,0 +1,115 @@
+"""Paused streams (the DLQ circuit breaker's state) and per-project breaker limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.models import Notification, Project, StreamPause
+
+
+class PauseStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._ratios: dict[str, float | None] = {}
+
+    def prefetch_options(self, project_ids: set[str]) -> None:
+        want = [p for p in project_ids if p not in self._ratios]
+        if not want:
+            return
+        with self._sessions() as session:
+            found = {
+                p.id: p.options or {}
+                for p in session.scalars(select(Project).where(Project.id.in_(want)))
+            }
+        for pid in want:
+            value = found.get(pid, {}).get("dlq_pause_ratio")
+            self._ratios[pid] = float(value) if value is not None else None
+
+    def ratio_for(self, project_id: str) -> float | None:
+        """The project's own limit, or None for the worker's default."""
+        return self._ratios.get(project_id)
+
+    def active(self) -> set[tuple[str, int]]:
+        with self._sessions() as session:
+            rows = session.execute(
+                select(StreamPause.topic, StreamPause.partition).where(
+                    StreamPause.resumed_at.is_(None)
+                )
+            )
+            return {(t, p) for t, p in rows}
+
+    def pause(
+        self, project_id: str, collection: str, topic: str, partition: int, offset: int, reason: str
+    ) -> None:
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            already = session.scalar(
+                select(StreamPause.id).where(
+                    StreamPause.topic == topic,
+                    StreamPause.partition == partition,
+                    StreamPause.resumed_at.is_(None),
+                )
+            )
+            if already:
+                return
+            session.add(
+                StreamPause(
+                    project_id=project_id,
+                    collection=collection,
+                    topic=topic,
+                    partition=partition,
+                    reason=reason,
+                    paused_at=now,
+                )
+            )
+            session.add(
+                Notification(
+                    project_id=project_id,
+                    type="dlq.paused",
+                    created_at=now,
+                    payload={
+                        "collection": collection,
+                        "topic": collection,
+                        "partition": partition,
+                        "offset": offset,
+                        "reason": reason,
+                    },
+                )
+            )
+
+
+def resume(sessions: sessionmaker[Session], project_id: str, collection: str, by: str) -> int:
+    """Resume every paused partition of a collection; returns how many were resumed."""
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        paused = session.scalars(
+            select(StreamPause).where(
+                StreamPause.project_id == project_id,
+                StreamPause.collection == collection,
+                StreamPause.resumed_at.is_(None),
+            )
+        ).all()
+        if not paused:
+            return 0
+        session.execute(
+            update(StreamPause)
+            .where(StreamPause.id.in_([p.id for p in paused]))
+            .values(resumed_at=now, resumed_by=by)
+        )
+        session.add(
+            Notification(
+                project_id=project_id,
+                type="dlq.resumed",
+                created_at=now,
+                payload={
+                    "collection": collection,
+                    "topic": collection,
+                    "partitions": sorted(p.partition for p in paused),
+                    "resumed_by": by,
+                },
+            )
+        )
+        return len(paused)

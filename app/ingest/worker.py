@@ -1,0 +1,94 @@
+"""`inbound worker`: the faust-streaming app that hosts the ingest loop.
+
+The app runs three things: the ingest loop (a service: pattern-subscribed, batched; see
+consumer_loop.py for why it is not a per-message agent), an agent on the `inbound.control`
+topic (resume a paused stream or drop cached keys right away, instead of at the next poll),
+and a small web server with /metrics (Prometheus) and /healthz.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import mode
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.ingest.consumer_loop import IngestLoop
+from app.settings import Settings
+from app.store.db import make_engine
+
+CONTROL_TOPIC = "inbound.control"
+log = logging.getLogger("inbound.worker")
+
+
+def build_app(settings: Settings) -> faust.App:
+    if not settings.kafka_bootstrap:
+        raise SystemExit(
+            "error: INBOUND_KAFKA_BOOTSTRAP is not set; start Kafka with `inbound kafka start` "
+            "and export the address it prints, or use `inbound up`"
+        )
+    engine = make_engine(settings.effective_database_url)
+    brokers = [f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
+    app = faust.App(
+        "inbound-worker",
+        broker=brokers,
+        store="memory://",
+        web_enabled=settings.worker_metrics_port > 0,
+        web_port=settings.worker_metrics_port or 6066,
+        web_bind="127.0.0.1",
+        topic_disable_leader=True,
+        topic_replication_factor=settings.dlq_replicas,
+        topic_partitions=1,
+        consumer_metadata_max_age_ms=settings.worker_metadata_max_age_ms,
+        logging_config=None,
+    )
+    loop = IngestLoop(settings, engine)
+    control = app.topic(CONTROL_TOPIC, value_serializer="raw", key_serializer="raw")
+
+    class IngestService(mode.Service):
+        """Runs the ingest loop for as long as the worker lives."""
+
+        async def on_start(self) -> None:
+            await loop.start()
+            self.add_future(loop.run())
+
+        async def on_stop(self) -> None:
+            await loop.stop()
+
+    app.service(IngestService)
+
+    @app.agent(control)
+    async def control_agent(stream):  # noqa: ANN001, ANN202 - faust agent signature
+        async for value in stream:
+            try:
+                command = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                log.warning("ignored a control message that is not JSON")
+                continue
+            if command.get("type") == "resume":
+                loop.apply_pauses_soon()
+            elif command.get("type") == "invalidate_keys":
+                loop.lookup.clear()
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):  # noqa: ANN001, ANN202 - faust view signature
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/healthz")
+    async def health_page(web, request):  # noqa: ANN001, ANN202 - faust view signature
+        body = {"status": "ok" if loop.healthy else "unhealthy", "last_error": loop.last_error}
+        return web.json(body, status=200 if loop.healthy else 503)
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

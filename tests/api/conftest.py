@@ -1,0 +1,131 @@
+"""Fixtures of the HTTP API tests: an app on a real database, two projects, event rows."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.app import create_app
+from app.settings import Settings
+from app.store.db import engine_for, session_scope
+from app.store.models import Event, IngestError
+from app.store.projects import create_project
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture
+def api_settings(db_url: str, make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(db_url, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings)) as c:
+        yield c
+    engine_for(api_settings.effective_database_url).dispose()
+
+
+@pytest.fixture
+def projects(api_settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """Two projects, A and B, each with master, write and read keys."""
+    with session_scope(engine_for(api_settings.effective_database_url)) as session:
+        a = create_project(session, "project A")
+        b = create_project(session, "project B")
+    return a, b
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": key}
+
+
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def insert_events(
+    url: str, project_id: str, collection: str, events: list[tuple[datetime, dict[str, Any]]]
+) -> list[str]:
+    """Event rows as the worker writes them: body = the event plus its `keen` object."""
+    ids = []
+    with session_scope(engine_for(url)) as session:
+        for at, props in events:
+            keen_id = uuid.uuid4().hex
+            created = datetime.now(UTC)
+            body = dict(props)
+            body["keen"] = {"id": keen_id, "timestamp": iso(at), "created_at": iso(created)}
+            session.add(
+                Event(
+                    project_id=project_id,
+                    collection=collection,
+                    keen_id=keen_id,
+                    keen_timestamp=at,
+                    created_at=created,
+                    body=body,
+                )
+            )
+            ids.append(keen_id)
+    return ids
+
+
+def insert_error(
+    url: str,
+    project_id: str,
+    *,
+    collection: str = "purchases",
+    code: str = "invalid_json",
+    stage: str = "decode",
+    payload: bytes = b'{"price": 1',
+    created_at: datetime | None = None,
+    status: str = "open",
+    source: tuple[str, int, int] | None = None,
+    dlq: tuple[str, int, int] | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+    key: bytes | None = b"k-1",
+    replay_count: int = 0,
+    cap: int = 65536,
+) -> str:
+    error_id = uuid.uuid4().hex
+    at = created_at or datetime.now(UTC)
+    source = source or (f"in.{project_id}.{collection}", 0, abs(hash(error_id)) % 10**9)
+    with session_scope(engine_for(url)) as session:
+        session.add(
+            IngestError(
+                id=error_id,
+                project_id=project_id,
+                collection=collection,
+                code=code,
+                stage=stage,
+                message=f"{code} happened",
+                detail={"where": "test"},
+                source_topic=source[0],
+                source_partition=source[1],
+                source_offset=source[2],
+                record_timestamp=at,
+                payload=payload[:cap],
+                payload_size=len(payload),
+                payload_sha256=hashlib.sha256(payload).hexdigest(),
+                record_key=key,
+                headers=[[n, base64.b64encode(v).decode()] for n, v in (headers or [])],
+                key_id=None,
+                status=status,
+                replay_count=replay_count,
+                dlq_topic=dlq[0] if dlq else f"dlq.{project_id}.{collection}",
+                dlq_partition=dlq[1] if dlq else 0,
+                dlq_offset=dlq[2] if dlq else 7,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    return error_id
