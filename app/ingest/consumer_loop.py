@@ -31,7 +31,7 @@ from app.ingest.dlq_writer import DlqWriter
 from app.ingest.lookup import DbLookup
 from app.ingest.pause import PauseStore
 from app.ingest.persist import BatchOutcome, BatchWriter
-from app.ingest.pipeline import Accepted, RawRecord, process
+from app.ingest.pipeline import RawRecord, process
 from app.ingest.rejection import Rejection
 from app.kafka.topics import INBOUND_PATTERN
 from app.settings import Settings
