@@ -74,7 +74,8 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(web, request):  # noqa: ANN001, ANN202 - faust view signature
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=, so the header is set whole.
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def health_page(web, request):  # noqa: ANN001, ANN202 - faust view signature

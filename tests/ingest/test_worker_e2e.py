@@ -165,6 +165,10 @@ def test_hostile_payloads_are_all_rejected_and_the_worker_lives(stack: Stack) ->
 
 
 def test_metrics_count_accepted_and_rejected(stack: Stack) -> None:
+    coll = stack.unique("m")
+    stack.produce(stack.topic(coll), [b"{oops", b'{"fine": 1}'])
+    stack.wait_errors(coll, 1)
+    stack.wait_events(coll, 1)
     text = stack.worker.metrics()
     assert "inbound_events_accepted_total" in text
     assert 'inbound_events_rejected_total{code="invalid_json"}' in text

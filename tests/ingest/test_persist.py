@@ -1,0 +1,47 @@
+"""Batch persistence is idempotent on SQLite and PostgreSQL: a redelivered batch adds nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from app.ingest.dlq import dead_letter
+from app.ingest.persist import BatchOutcome, BatchWriter
+from app.ingest.pipeline import Accepted, RawRecord
+from app.ingest.rejection import Rejection
+from app.store.db import make_engine
+from app.store.models import Event, IngestCounter, IngestError, Notification
+
+PID = "ab" * 12
+
+
+def _outcome(now: datetime) -> BatchOutcome:
+    accepted = [
+        Accepted(project_id=PID, collection="c", keen_id=f"{i:024x}", keen_timestamp=now,
+                 created_at=now, body={"n": i, "keen": {"id": f"{i:024x}"}})
+        for i in range(5)
+    ]
+    record = RawRecord(topic=f"in.{PID}.c", partition=0, offset=99, timestamp_ms=1_700_000_000_000,
+                       key=b"k", value=b"{bad", headers=(("inbound.key_id", b"key1"), ("h", b"v")))
+    letter = dead_letter(record, Rejection("invalid_json", "decode", "not JSON", {"pos": 1}), now)
+    return BatchOutcome(accepted=accepted, rejected=[letter],
+                        dlq_coordinates={letter.error_id: (0, 7)})
+
+
+def test_writing_the_same_batch_twice_stores_and_counts_once(db_url: str) -> None:
+    engine = make_engine(db_url)
+    writer = BatchWriter(engine, payload_cap=3)
+    now = datetime.now(UTC)
+    assert writer.write(_outcome(now)) == (5, 1)
+    assert writer.write(_outcome(now)) == (0, 0)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Event)) == 5
+        assert conn.scalar(select(func.count()).select_from(Notification)) == 1
+        error = conn.execute(select(IngestError)).one()
+        counter = conn.execute(select(IngestCounter)).one()
+    assert error.payload == b"{ba" and error.payload_size == 4  # capped, full size kept
+    assert error.key_id == "key1" and error.dlq_offset == 7 and error.status == "open"
+    assert error.headers[0][0] == "inbound.key_id"
+    assert (counter.received, counter.accepted, counter.rejected) == (6, 5, 1)
+    engine.dispose()
