@@ -16,10 +16,10 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.ingest.consumer_loop import IngestLoop
+from app.ingest.control import CONTROL_TOPIC
 from app.settings import Settings
 from app.store.db import make_engine
 
-CONTROL_TOPIC = "inbound.control"
 log = logging.getLogger("inbound.worker")
 
 

@@ -1,0 +1,37 @@
+"""Commands for running workers, sent on the `inbound.control` topic (best effort).
+
+Workers also poll the database every few seconds, so a lost command only delays the effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+
+CONTROL_TOPIC = "inbound.control"
+log = logging.getLogger(__name__)
+
+
+async def _send(bootstrap: str, command: dict) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(CONTROL_TOPIC, orjson.dumps(command))
+    finally:
+        await producer.stop()
+
+
+def send_command(bootstrap: str | None, command: dict) -> bool:
+    """True when the broker took the command; False (logged) when it could not be sent."""
+    if not bootstrap:
+        return False
+    try:
+        asyncio.run(asyncio.wait_for(_send(bootstrap, command), timeout=10))
+        return True
+    except Exception as exc:  # noqa: BLE001 - the database poll is the fallback
+        log.info("control command not sent (%s); workers apply it at their next poll", exc)
+        return False

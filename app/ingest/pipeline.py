@@ -1,0 +1,128 @@
+"""The per-event ingest pipeline: one Kafka record in, an accepted event or a rejection out.
+
+Pure: no Kafka, no database, no network. The worker hands each record to `process` with a
+`Lookup` it has already filled for the batch, the batch's `now`, and one `AddonRegistry`.
+The steps run in this order and the first rejection wins, so an event carries one code:
+
+    size -> decode -> collection -> project/key -> property rules -> keen object
+         -> autofill -> add-ons
+
+Each step lives in its own module under `app.ingest.steps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from app.ingest.rejection import Rejection
+from app.ingest.steps.access import check_access
+from app.ingest.steps.addons import run_addons
+from app.ingest.steps.autofill import apply_autofill
+from app.ingest.steps.collection import collection_of
+from app.ingest.steps.decode import decode_event
+from app.ingest.steps.keen import build_keen, keen_id_for
+from app.ingest.steps.properties import check_properties
+from app.ingest.steps.size import check_size
+
+if TYPE_CHECKING:
+    from app.ingest.addons import AddonRegistry
+
+__all__ = [
+    "Accepted",
+    "KeyInfo",
+    "Lookup",
+    "ProjectInfo",
+    "RawRecord",
+    "Rejection",
+    "keen_id_for",
+    "process",
+]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str  # backend topic, "in.<24-hex project>.<collection>"
+    partition: int
+    offset: int
+    timestamp_ms: int | None  # Kafka record timestamp
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    project_id: str
+    can_write: bool
+    autofill: dict
+
+
+class Lookup(Protocol):
+    def project(self, project_id: str) -> ProjectInfo | None: ...
+
+    def key(self, key_id: str) -> KeyInfo | None: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    project_id: str
+    collection: str
+    keen_id: str
+    keen_timestamp: datetime  # tz-aware UTC, millisecond precision
+    created_at: datetime  # tz-aware UTC, millisecond precision
+    body: dict  # the full event including the "keen" object; JSON-serialisable
+
+
+def process(
+    record: RawRecord, lookup: Lookup, now: datetime, addons: AddonRegistry
+) -> Accepted | Rejection:
+    """Run every step on one record; never raises on hostile input."""
+    rejection = check_size(record.value)
+    if rejection is not None:
+        return rejection
+
+    event = decode_event(record.value)  # type: ignore[arg-type]  # size step refused None
+    if isinstance(event, Rejection):
+        return event
+
+    target = collection_of(record.topic)
+    if isinstance(target, Rejection):
+        return target
+    project_id, collection = target
+
+    key = check_access(project_id, record.headers, lookup)
+    if isinstance(key, Rejection):
+        return key
+
+    rejection = check_properties(event)
+    if rejection is not None:
+        return rejection
+
+    keen = build_keen(event, record, now)
+    if isinstance(keen, Rejection):
+        return keen
+
+    if key is not None and key.autofill:
+        apply_autofill(event, key.autofill)
+
+    rejection = run_addons(event, addons)
+    if rejection is not None:
+        return rejection
+
+    return Accepted(
+        project_id=project_id,
+        collection=collection,
+        keen_id=keen.id,
+        keen_timestamp=keen.timestamp,
+        created_at=keen.created_at,
+        body=event,
+    )
