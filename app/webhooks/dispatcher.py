@@ -115,12 +115,13 @@ class Dispatcher:
     async def attempt(self, job: Job) -> None:
         outcome = await send(self.client, job, self.clock(), self.limits)
         status = await asyncio.to_thread(self.record, job, outcome)
+        # Only the kind of failure is logged: error texts may quote the URL and its tokens.
         log.info(
             "delivery %s to webhook %s: %s (%s, %d ms) -> %s",
             job.delivery_id,
             job.webhook_id,
             outcome.status_code or "-",
-            outcome.error or ("ok" if outcome.ok else "not 2xx"),
+            (outcome.error or ("ok" if outcome.ok else "not 2xx")).split(":", 1)[0],
             outcome.latency_ms,
             status,
         )

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.auth import authenticate
-from app.api.problems import ApiError
+from app.api.auth import MASTER_KEY, Caller
+from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.settings import Settings
 from app.store.models import WebhookDelivery
 from app.webhooks import registry
@@ -33,6 +33,9 @@ from app.webhooks.url_safety import UnsafeDestination, check_destination, delive
 router = APIRouter(prefix="/3.0/projects/{project_id}/webhooks", tags=["webhooks"])
 
 MAX_COLLECTIONS = 100
+MAX_COLLECTION_NAME = 300
+_HOOK_ID = "wh_5f2c9e0d4b7a18c3e6f90a21"
+_DELIVERY_ID = "msg_3b6d0f9a1c2e4b5d8f7a6e5c4d3b2a10"
 
 
 def _check_event_types(value: list[str]) -> list[str]:
@@ -44,27 +47,43 @@ def _check_event_types(value: list[str]) -> list[str]:
     return value
 
 
+def _check_collections(value: list[str] | None) -> list[str] | None:
+    for name in value or []:
+        if not name or len(name) > MAX_COLLECTION_NAME or any(ord(c) < 0x20 for c in name):
+            raise ValueError(f"invalid collection name {name[:50]!r}")
+    return value
+
+
 class WebhookCreate(BaseModel):
-    url: str = Field(description="https:// (or http://) endpoint that receives the POSTs.")
+    url: str = Field(
+        max_length=2000,
+        description="https:// (or http://) endpoint that receives the POSTs.",
+        examples=["https://hooks.example.com/inbound"],
+    )
     event_types: list[str] = Field(
-        default_factory=lambda: list(EVENT_TYPES), description="Types to receive."
+        default_factory=lambda: list(EVENT_TYPES),
+        description=f"Types to receive, of {list(EVENT_TYPES)}; default all.",
+        examples=[["ingest.failed", "dlq.paused"]],
     )
     collections: list[str] | None = Field(
         default=None,
         max_length=MAX_COLLECTIONS,
         description="Only events of these collections; null or empty means all.",
+        examples=[["purchases"]],
     )
 
     _types = field_validator("event_types")(_check_event_types)
+    _collections = field_validator("collections")(_check_collections)
 
 
 class WebhookUpdate(BaseModel):
-    url: str | None = None
-    event_types: list[str] | None = None
+    url: str | None = Field(default=None, max_length=2000)
+    event_types: list[str] | None = Field(default=None, examples=[["ingest.failed"]])
     collections: list[str] | None = Field(default=None, max_length=MAX_COLLECTIONS)
     is_active: bool | None = Field(
         default=None, description="true re-enables a disabled webhook and clears its failures."
     )
+    _collections = field_validator("collections")(_check_collections)
 
     @field_validator("event_types")
     @classmethod
@@ -81,6 +100,103 @@ class RotateSecret(BaseModel):
     )
 
 
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": _HOOK_ID,
+                "project_id": "5f1e0c7a9b3d2e4f6a8b0c1d",
+                "url": "https://hooks.example.com/inbound",
+                "event_types": ["dlq.paused", "ingest.failed"],
+                "collections": None,
+                "is_active": True,
+                "disabled_reason": None,
+                "consecutive_failures": 0,
+                "failing_since": None,
+                "previous_secret_expires_at": None,
+                "created_at": "2025-03-01T12:00:00Z",
+                "updated_at": "2025-03-01T12:00:00Z",
+                "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            }
+        }
+    )
+
+    id: str
+    project_id: str
+    url: str
+    event_types: list[str]
+    collections: list[str] | None
+    is_active: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    failing_since: str | None
+    previous_secret_expires_at: str | None
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(
+        default=None,
+        description="Only when just created or rotated: store it, it is not shown again.",
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class AttemptOut(BaseModel):
+    attempted_at: str
+    status_code: int | None = Field(description="Null when no HTTP answer came (see error).")
+    latency_ms: int | None
+    response_excerpt: str | None
+    error: str | None = Field(examples=["read timeout"])
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": _DELIVERY_ID,
+                "webhook_id": _HOOK_ID,
+                "event_type": "dlq.paused",
+                "status": "delivered",
+                "attempts": 1,
+                "next_attempt_at": None,
+                "created_at": "2025-03-01T12:00:00Z",
+                "updated_at": "2025-03-01T12:00:01Z",
+                "payload": {
+                    "type": "dlq.paused",
+                    "timestamp": "2025-03-01T12:00:00Z",
+                    "data": {"project_id": "5f1e0c7a9b3d2e4f6a8b0c1d", "collection": "purchases"},
+                },
+                "attempt_log": [
+                    {
+                        "attempted_at": "2025-03-01T12:00:01Z",
+                        "status_code": 200,
+                        "latency_ms": 42,
+                        "response_excerpt": "ok",
+                        "error": None,
+                    }
+                ],
+            }
+        }
+    )
+
+    id: str = Field(description="The webhook-id header, the same on every attempt.")
+    webhook_id: str
+    event_type: str
+    status: str = Field(description="pending, delivered or failed.")
+    attempts: int = Field(description="Attempts in the current round (redelivery starts anew).")
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+    payload: dict[str, Any]
+    attempt_log: list[AttemptOut] | None = None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,17 +209,24 @@ def _check_url(request: Request, url: str) -> None:
     try:
         check_destination(url, _settings(request).webhook_allow_private)
     except UnsafeDestination as exc:
-        raise ApiError(422, "InvalidWebhookUrlError", str(exc)) from exc
+        raise ApiError(400, "InvalidWebhookUrlError", str(exc)) from exc
 
 
 def _not_found(what: str = "webhook") -> ApiError:
     return ApiError(404, "ResourceNotFoundError", f"No such {what} in this project.")
 
 
-@router.post("", status_code=201)
-def create(project_id: str, body: WebhookCreate, request: Request) -> dict[str, Any]:
-    """Register a webhook. The response holds the signing secret: it is shown only here."""
-    authenticate(request, project_id, None)
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a webhook (its signing secret is shown only in this answer)",
+    response_model=WebhookOut,
+    response_model_exclude_unset=True,  # no `secret` key unless just made
+    responses=error_responses(*KEY_ERRORS),
+)
+def create(
+    project_id: str, body: WebhookCreate, request: Request, caller: Caller = Depends(MASTER_KEY)
+) -> Any:
     _check_url(request, body.url)
     with request.app.state.session_factory.begin() as session:
         hook, secret = registry.create_webhook(
@@ -112,17 +235,29 @@ def create(project_id: str, body: WebhookCreate, request: Request) -> dict[str, 
         return registry.webhook_view(hook, secret=secret)
 
 
-@router.get("")
-def list_all(project_id: str, request: Request) -> dict[str, Any]:
-    authenticate(request, project_id, None)
+@router.get(
+    "",
+    summary="List the project's webhooks",
+    response_model=WebhookList,
+    response_model_exclude_unset=True,
+    responses=error_responses(*KEY_ERRORS),
+)
+def list_all(project_id: str, request: Request, caller: Caller = Depends(MASTER_KEY)) -> Any:
     with request.app.state.session_factory() as session:
         hooks = registry.list_webhooks(session, project_id)
         return {"webhooks": [registry.webhook_view(h) for h in hooks]}
 
 
-@router.get("/{webhook_id}")
-def get_one(project_id: str, webhook_id: str, request: Request) -> dict[str, Any]:
-    authenticate(request, project_id, None)
+@router.get(
+    "/{webhook_id}",
+    summary="One webhook",
+    response_model=WebhookOut,
+    response_model_exclude_unset=True,  # no `secret` key unless just made
+    responses=error_responses(*KEY_ERRORS, 404),
+)
+def get_one(
+    project_id: str, webhook_id: str, request: Request, caller: Caller = Depends(MASTER_KEY)
+) -> Any:
     with request.app.state.session_factory() as session:
         hook = registry.get_webhook(session, project_id, webhook_id)
         if hook is None:
@@ -130,11 +265,20 @@ def get_one(project_id: str, webhook_id: str, request: Request) -> dict[str, Any
         return registry.webhook_view(hook)
 
 
-@router.patch("/{webhook_id}")
+@router.patch(
+    "/{webhook_id}",
+    summary="Change a webhook's URL, event types or collections; enable or disable it",
+    response_model=WebhookOut,
+    response_model_exclude_unset=True,  # no `secret` key unless just made
+    responses=error_responses(*KEY_ERRORS, 404),
+)
 def update(
-    project_id: str, webhook_id: str, body: WebhookUpdate, request: Request
-) -> dict[str, Any]:
-    authenticate(request, project_id, None)
+    project_id: str,
+    webhook_id: str,
+    body: WebhookUpdate,
+    request: Request,
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     if body.url is not None:
         _check_url(request, body.url)
     now = _now()
@@ -142,12 +286,11 @@ def update(
         hook = registry.get_webhook(session, project_id, webhook_id)
         if hook is None:
             raise _not_found()
-        fields = body.model_fields_set
         if body.url is not None:
             hook.url = body.url
         if body.event_types is not None:
             hook.event_types = sorted(set(body.event_types))
-        if "collections" in fields:
+        if "collections" in body.model_fields_set:
             hook.collections = sorted(set(body.collections)) if body.collections else None
         if body.is_active is True:
             registry.enable(hook, now)
@@ -159,9 +302,15 @@ def update(
         return registry.webhook_view(hook)
 
 
-@router.delete("/{webhook_id}", status_code=204)
-def delete(project_id: str, webhook_id: str, request: Request) -> Response:
-    authenticate(request, project_id, None)
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    summary="Delete a webhook and its delivery log",
+    responses=error_responses(*KEY_ERRORS, 404),
+)
+def delete(
+    project_id: str, webhook_id: str, request: Request, caller: Caller = Depends(MASTER_KEY)
+) -> Response:
     with request.app.state.session_factory.begin() as session:
         hook = registry.get_webhook(session, project_id, webhook_id)
         if hook is None:
@@ -170,12 +319,20 @@ def delete(project_id: str, webhook_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{webhook_id}/rotate-secret")
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    summary="Rotate the signing secret (new one shown once; the old one signs for a while)",
+    response_model=WebhookOut,
+    response_model_exclude_unset=True,  # no `secret` key unless just made
+    responses=error_responses(*KEY_ERRORS, 404),
+)
 def rotate(
-    project_id: str, webhook_id: str, request: Request, body: RotateSecret | None = None
-) -> dict[str, Any]:
-    """A new secret (shown once); the old one keeps signing for ``previous_valid_seconds``."""
-    authenticate(request, project_id, None)
+    project_id: str,
+    webhook_id: str,
+    request: Request,
+    body: RotateSecret | None = Body(default=None),
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     body = body or RotateSecret()
     with request.app.state.session_factory.begin() as session:
         hook = registry.get_webhook(session, project_id, webhook_id)
@@ -188,11 +345,16 @@ def rotate(
         return registry.webhook_view(hook, secret=secret)
 
 
-@router.post("/{webhook_id}/test")
-async def test_ping(project_id: str, webhook_id: str, request: Request) -> dict[str, Any]:
-    """Send a signed ``webhook.test`` now and report the first attempt; it is retried like
-    any delivery if it fails."""
-    await asyncio.to_thread(authenticate, request, project_id, None)
+@router.post(
+    "/{webhook_id}/test",
+    summary="Send a signed webhook.test now and report the first attempt",
+    description="The test delivery is retried like any other if this attempt fails.",
+    response_model=DeliveryOut,
+    responses=error_responses(*KEY_ERRORS, 404),
+)
+async def test_ping(
+    project_id: str, webhook_id: str, request: Request, caller: Caller = Depends(MASTER_KEY)
+) -> Any:
     settings = _settings(request)
     limits = Limits(
         settings.webhook_connect_timeout,
@@ -239,7 +401,12 @@ async def test_ping(project_id: str, webhook_id: str, request: Request) -> dict[
     return await asyncio.to_thread(record)
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get(
+    "/{webhook_id}/deliveries",
+    summary="The webhook's deliveries, newest first",
+    response_model=DeliveryList,
+    responses=error_responses(*KEY_ERRORS, 404),
+)
 def deliveries(
     project_id: str,
     webhook_id: str,
@@ -247,8 +414,8 @@ def deliveries(
     status: str | None = Query(default=None, pattern="^(pending|delivered|failed)$"),
     before: datetime | None = Query(default=None, description="Page: created before this."),
     limit: int = Query(default=50, ge=1, le=500),
-) -> dict[str, Any]:
-    authenticate(request, project_id, None)
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     with request.app.state.session_factory() as session:
         if registry.get_webhook(session, project_id, webhook_id) is None:
             raise _not_found()
@@ -265,23 +432,38 @@ def _delivery(session: Any, project_id: str, webhook_id: str, delivery_id: str) 
     return delivery
 
 
-@router.get("/{webhook_id}/deliveries/{delivery_id}")
+@router.get(
+    "/{webhook_id}/deliveries/{delivery_id}",
+    summary="One delivery with every attempt: status code, latency, response excerpt",
+    response_model=DeliveryOut,
+    responses=error_responses(*KEY_ERRORS, 404),
+)
 def delivery(
-    project_id: str, webhook_id: str, delivery_id: str, request: Request
-) -> dict[str, Any]:
-    """One delivery with every attempt: status code, latency and a response excerpt."""
-    authenticate(request, project_id, None)
+    project_id: str,
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     with request.app.state.session_factory() as session:
         found = _delivery(session, project_id, webhook_id, delivery_id)
         return registry.delivery_view(found, registry.attempts_of(session, found.id))
 
 
-@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    summary="Send a delivered or failed delivery again (same webhook-id, fresh schedule)",
+    response_model=DeliveryOut,
+    responses=error_responses(*KEY_ERRORS, 404, 409),
+)
 def redeliver(
-    project_id: str, webhook_id: str, delivery_id: str, request: Request
-) -> dict[str, Any]:
-    """Queue a delivered or failed delivery again, same webhook-id, fresh retry schedule."""
-    authenticate(request, project_id, None)
+    project_id: str,
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     with request.app.state.session_factory.begin() as session:
         found = _delivery(session, project_id, webhook_id, delivery_id)
         if found.status == "pending":

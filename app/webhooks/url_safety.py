@@ -1,6 +1,6 @@
 """Refusing webhook destinations on private, loopback or link-local networks (SSRF).
 
-Checked twice: when a URL is registered (a clear 422 for the customer) and again on every
+Checked twice: when a URL is registered (a clear 400 for the customer) and again on every
 connection, against the very address connected to, so a DNS name that later re-points
 at 127.0.0.1 or the cloud metadata address gets nowhere.
 """
@@ -43,7 +43,12 @@ def check_url_shape(url: str) -> tuple[str, int]:
     """The host and port of an http(s) URL, or UnsafeDestination saying what is wrong."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeDestination(f"the URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise UnsafeDestination("the URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UnsafeDestination(f"the URL cannot be parsed: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeDestination("the URL must start with https:// or http://")
     if not parts.hostname:
@@ -58,7 +63,7 @@ def check_url_shape(url: str) -> tuple[str, int]:
 def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise UnsafeDestination(f"the host {host!r} does not resolve") from exc
     return sorted({info[4][0] for info in infos})
 
@@ -99,7 +104,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
             )
-        except (socket.gaierror, TimeoutError) as exc:
+        except (socket.gaierror, UnicodeError, ValueError, TimeoutError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}") from exc
         addresses = [info[4][0] for info in infos]
         allowed = [a for a in addresses if is_public_address(a)]
