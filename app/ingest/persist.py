@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.ingest.dlq import DeadLetter, cap_text
 from app.ingest.pipeline import Accepted
-from app.store.models import Event, IngestCounter, IngestError, Notification
+from app.ingest.raw_insert import RawInsert
+from app.store.models import Event, IngestCounter, IngestError
 
 
 @dataclass
@@ -44,18 +45,66 @@ def _chunks(items: list, size: int = 500) -> Iterable[list]:
         yield items[i : i + size]
 
 
+class _Redelivered(Exception):  # noqa: N818 - a signal, not an error
+    """Part of the batch was stored before (a redelivery): redo it the careful way."""
+
+
+EVENT_COLUMNS = ("project_id", "collection", "keen_id", "keen_timestamp", "created_at", "body")
+ERROR_COLUMNS = (
+    "id", "project_id", "collection", "code", "stage", "message", "detail", "source_topic",
+    "source_partition", "source_offset", "record_timestamp", "payload", "payload_size",
+    "payload_sha256", "record_key", "headers", "key_id", "status", "replay_count",
+    "dlq_topic", "dlq_partition", "dlq_offset", "created_at", "updated_at",
+)  # fmt: skip
+NOTE_COLUMNS = ("project_id", "type", "payload", "created_at")
+
+
 class BatchWriter:
     def __init__(self, engine: Engine, payload_cap: int) -> None:
         self._engine = engine
         self._payload_cap = payload_cap
+        dialect = engine.dialect.name
+        self._events = RawInsert(
+            dialect,
+            "events",
+            EVENT_COLUMNS,
+            json_columns=("body",),
+            datetime_columns=("keen_timestamp", "created_at"),
+            conflict=("keen_id",),
+        )
+        self._errors = RawInsert(
+            dialect,
+            "ingest_errors",
+            ERROR_COLUMNS,
+            json_columns=("detail", "headers"),
+            datetime_columns=("record_timestamp", "created_at", "updated_at"),
+            conflict=("id",),
+        )
+        self._notes = RawInsert(
+            dialect,
+            "notifications",
+            NOTE_COLUMNS,
+            json_columns=("payload",),
+            datetime_columns=("created_at",),
+        )
 
     def write(self, outcome: BatchOutcome) -> tuple[int, int]:
-        """Persist; returns (new events, new errors) actually inserted."""
-        engine = self._engine
+        """Persist; returns (new events, new errors) actually inserted.
+
+        The fast path inserts everything and checks the driver's row count; only when some
+        rows already existed (a redelivery, rare) is the batch redone with a look-up of what
+        is stored, so nothing is counted or notified twice.
+        """
+        try:
+            return self._write(outcome, careful=False)
+        except _Redelivered:
+            return self._write(outcome, careful=True)
+
+    def _write(self, outcome: BatchOutcome, careful: bool) -> tuple[int, int]:
         counters: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
-        with engine.begin() as conn:
-            new_events = self._write_events(conn, outcome.accepted, counters)
-            new_errors = self._write_errors(conn, outcome, counters)
+        with self._engine.begin() as conn:
+            new_events = self._write_events(conn, outcome.accepted, counters, careful)
+            new_errors = self._write_errors(conn, outcome, counters, careful)
             for error_id, result in outcome.replay_outcomes.items():
                 conn.execute(
                     update(IngestError)
@@ -65,107 +114,84 @@ class BatchWriter:
             self._bump_counters(conn, counters)
         return new_events, new_errors
 
-    def _write_events(self, conn, accepted: list[Accepted], counters) -> int:  # noqa: ANN001
+    def _write_events(self, conn, accepted: list[Accepted], counters, careful: bool) -> int:  # noqa: ANN001
         if not accepted:
             return 0
-        ids = [a.keen_id for a in accepted]
-        existing: set[str] = set()
-        for chunk in _chunks(ids):
-            existing.update(conn.scalars(select(Event.keen_id).where(Event.keen_id.in_(chunk))))
+        existing = (
+            self._existing(conn, Event.keen_id, [a.keen_id for a in accepted]) if careful else set()
+        )
         rows = []
+        hours: dict[datetime, datetime] = {}
+        make_row = self._events.row
         for a in accepted:
-            if a.keen_id in existing:
-                continue
-            existing.add(a.keen_id)  # also dedupes within the batch
+            if careful:
+                if a.keen_id in existing:
+                    continue
+                existing.add(a.keen_id)  # also dedupes within the batch
             rows.append(
-                {
-                    "project_id": a.project_id,
-                    "collection": a.collection,
-                    "keen_id": a.keen_id,
-                    "keen_timestamp": a.keen_timestamp,
-                    "created_at": a.created_at,
-                    "body": a.body,
-                }
+                make_row(
+                    [a.project_id, a.collection, a.keen_id, a.keen_timestamp, a.created_at, a.body]
+                )
             )
-            counters[(a.project_id, a.collection, _hour(a.created_at))][0] += 1
-        if rows:
-            stmt = _insert(self._engine, Event.__table__).on_conflict_do_nothing(
-                index_elements=["keen_id"]
-            )
-            conn.execute(stmt, rows)
-        return len(rows)
+            hour = hours.get(a.created_at)
+            if hour is None:
+                hour = hours[a.created_at] = _hour(a.created_at)
+            counters[(a.project_id, a.collection, hour)][0] += 1
+        inserted = self._events.execute(conn, rows)
+        if inserted != len(rows) and not careful:
+            raise _Redelivered
+        return inserted
 
-    def _write_errors(self, conn, outcome: BatchOutcome, counters) -> int:  # noqa: ANN001
+    def _write_errors(self, conn, outcome: BatchOutcome, counters, careful: bool) -> int:  # noqa: ANN001
         letters = outcome.rejected
         if not letters:
             return 0
-        existing: set[str] = set()
-        for chunk in _chunks([d.error_id for d in letters]):
-            existing.update(conn.scalars(select(IngestError.id).where(IngestError.id.in_(chunk))))
+        existing = (
+            self._existing(conn, IngestError.id, [d.error_id for d in letters])
+            if careful
+            else set()
+        )
         rows, notes = [], []
         for d in letters:
-            if d.error_id in existing:
-                continue
-            existing.add(d.error_id)
+            if careful:
+                if d.error_id in existing:
+                    continue
+                existing.add(d.error_id)
             value = d.record.value or b""
             partition, offset = outcome.dlq_coordinates.get(d.error_id, (None, None))
             ts = d.record.timestamp_ms
             message = cap_text(d.rejection.message, 1024)
-            rows.append(
-                {
-                    "id": d.error_id,
-                    "project_id": d.project_id,
-                    "collection": d.collection,
-                    "code": d.rejection.code,
-                    "stage": d.rejection.stage,
-                    "message": message,
-                    "detail": d.rejection.detail,
-                    "source_topic": d.record.topic,
-                    "source_partition": d.record.partition,
-                    "source_offset": d.record.offset,
-                    "record_timestamp": datetime.fromtimestamp(ts / 1000, UTC) if ts else None,
-                    "payload": value[: self._payload_cap],
-                    "payload_size": len(value),
-                    "payload_sha256": hashlib.sha256(value).hexdigest(),
-                    "record_key": d.record.key,
-                    "headers": [
-                        [k, base64.b64encode(v or b"").decode()] for k, v in d.record.headers
-                    ],
-                    "key_id": _header(d.record.headers, "inbound.key_id"),
-                    "status": "open",
-                    "replay_count": int(_header(d.record.headers, "inbound.replay.count") or 0),
-                    "dlq_topic": d.topic,
-                    "dlq_partition": partition,
-                    "dlq_offset": offset,
-                    "created_at": d.failed_at,
-                    "updated_at": d.failed_at,
-                }
-            )
-            notes.append(
-                {
-                    "project_id": d.project_id,
-                    "type": "ingest.failed",
-                    "payload": {
-                        "error_id": d.error_id,
-                        "code": d.rejection.code,
-                        "stage": d.rejection.stage,
-                        "collection": d.collection,
-                        "message": message,
-                        "created_at": d.failed_at.isoformat(),
-                    },
-                    "created_at": d.failed_at,
-                }
-            )
+            headers = d.record.headers
+            rows.append(self._errors.row([
+                d.error_id, d.project_id, d.collection, d.rejection.code, d.rejection.stage,
+                message, d.rejection.detail, d.record.topic, d.record.partition, d.record.offset,
+                datetime.fromtimestamp(ts / 1000, UTC) if ts and ts > 0 else None,
+                value[: self._payload_cap], len(value), hashlib.sha256(value).hexdigest(),
+                d.record.key, [[k, base64.b64encode(v or b"").decode()] for k, v in headers],
+                _header(headers, "inbound.key_id"), "open",
+                _int(_header(headers, "inbound.replay.count")),
+                d.topic, partition, offset, d.failed_at, d.failed_at,
+            ]))  # fmt: skip
+            notes.append(self._notes.row([
+                d.project_id, "ingest.failed",
+                {"error_id": d.error_id, "code": d.rejection.code, "stage": d.rejection.stage,
+                 "collection": d.collection, "message": message,
+                 "created_at": d.failed_at.isoformat()},
+                d.failed_at,
+            ]))  # fmt: skip
             counters[(d.project_id, d.collection, _hour(d.failed_at))][1] += 1
-        if rows:
-            conn.execute(
-                _insert(self._engine, IngestError.__table__).on_conflict_do_nothing(
-                    index_elements=["id"]
-                ),
-                rows,
-            )
-            conn.execute(Notification.__table__.insert(), notes)
-        return len(rows)
+        inserted = self._errors.execute(conn, rows)
+        if inserted != len(rows) and not careful:
+            raise _Redelivered
+        self._notes.execute(conn, notes)
+        return inserted
+
+    @staticmethod
+    def _existing(conn, column, ids: list[str]) -> set[str]:  # noqa: ANN001
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            found.update(conn.scalars(select(column).where(column.in_(chunk))))
+        return found
 
     def _bump_counters(self, conn, counters) -> None:  # noqa: ANN001
         # Nothing is dropped by policy yet (a paused stream waits, it is not dropped), so
@@ -191,6 +217,13 @@ class BatchWriter:
                 },
             )
             conn.execute(stmt)
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        return 0
 
 
 def _header(headers: tuple[tuple[str, bytes], ...], name: str) -> str | None:

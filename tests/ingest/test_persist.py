@@ -45,3 +45,21 @@ def test_writing_the_same_batch_twice_stores_and_counts_once(db_url: str) -> Non
     assert error.headers[0][0] == "inbound.key_id"
     assert (counter.received, counter.accepted, counter.rejected) == (6, 5, 1)
     engine.dispose()
+
+
+def test_a_partly_stored_batch_adds_only_the_missing_rows(db_url: str) -> None:
+    engine = make_engine(db_url)
+    writer = BatchWriter(engine, payload_cap=1024)
+    now = datetime.now(UTC).replace(microsecond=123000)
+    full = _outcome(now)
+    first = BatchOutcome(accepted=full.accepted[:3])
+    assert writer.write(first) == (3, 0)
+    assert writer.write(full) == (2, 1)
+    with engine.connect() as conn:
+        counter = conn.execute(select(IngestCounter)).one()
+        stored = conn.execute(select(Event).order_by(Event.keen_id)).all()
+    assert (counter.received, counter.accepted, counter.rejected) == (6, 5, 1)
+    # Values written through the driver read back through the ORM types unchanged.
+    assert [r.body["n"] for r in stored] == [0, 1, 2, 3, 4]
+    assert stored[0].keen_timestamp.replace(tzinfo=UTC) == now
+    engine.dispose()
