@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,6 +77,12 @@ def key_view(key: ApiKey) -> dict[str, Any]:
 
 def _check_options(body: KeyCreate) -> dict[str, Any]:
     options = body.options.model_dump(exclude_none=True)
+    try:
+        orjson.dumps(options)
+    except TypeError as exc:
+        raise ApiError(
+            400, "InvalidParameterError", "options: numbers must fit in 64 bits"
+        ) from exc
     autofill = (options.get("writes") or {}).get("autofill")
     if autofill is not None and (not isinstance(autofill, dict) or "keen" in autofill):
         raise ApiError(400, "InvalidParameterError", "autofill is an object without `keen`")

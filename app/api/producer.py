@@ -34,6 +34,8 @@ class KafkaProducerHolder:
 
     async def start(self) -> None:
         """Start if configured; a failure is logged, not raised (the next produce retries)."""
+        if not self.configured:
+            return
         try:
             await self._ensure()
         except ApiError:

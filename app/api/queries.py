@@ -213,12 +213,16 @@ def run_count(session: Session, q: Query, *, max_buckets: int) -> dict[str, Any]
     assert q.timeframe is not None
     frames = buckets(q.timeframe, q.interval, q.tz, max_buckets)
     # One scan: join events to a VALUES list of bucket bounds, each bucket an index range.
-    bounds = values(
-        column("idx", Integer),
-        column("b_start", DateTime(timezone=True)),
-        column("b_end", DateTime(timezone=True)),
-        name="buckets",
-    ).data([(i, f.start, f.end) for i, f in enumerate(frames)]).cte("buckets")
+    bounds = (
+        values(
+            column("idx", Integer),
+            column("b_start", DateTime(timezone=True)),
+            column("b_end", DateTime(timezone=True)),
+            name="buckets",
+        )
+        .data([(i, f.start, f.end) for i, f in enumerate(frames)])
+        .cte("buckets")
+    )
     stmt = (
         select(bounds.c.idx, *groups.columns, func.count())
         .select_from(Event)

@@ -90,8 +90,17 @@ def parse_filters(raw: object) -> list[Filter]:
         if operator not in OPERATORS:
             raise QueryError(f"unknown filter operator {operator!r}")
         split_path(item["property_name"])
+        _check_value(item.get("property_value"))
         out.append(Filter(item["property_name"], operator, item.get("property_value")))
     return out
+
+
+def _check_value(value: object) -> None:
+    # Both databases bind integers as 64-bit; orjson (the JSON serialiser) refuses larger ones.
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        raise QueryError("property_value: numbers must fit in 64 bits") from exc
 
 
 def register_sqlite_functions(dbapi_conn: sqlite3.Connection) -> None:

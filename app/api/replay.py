@@ -156,7 +156,7 @@ def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -
     row.replay_count = prepared.count
     # The worker fills in the result ("accepted" or the new rejection) under the same error_id.
     row.replay_outcome = {
-        "state": "pending",
+        "status": "pending",
         "replayed_at": now.isoformat(),
         "replayed_by": actor,
         "topic": prepared.topic,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -31,6 +31,8 @@ from app.store.projects import create_project
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN_ERRORS = (400, 401, 404, 503)
+# Ids are 64-bit in the database; larger numbers are a 400, not a driver overflow.
+MAX_BIGINT = 2**63 - 1
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -303,7 +305,10 @@ def admin_pauses(
     responses=error_responses(*ADMIN_ERRORS, 409),
 )
 def admin_resume(
-    request: Request, project_id: str, pause_id: int, actor: str = Depends(require_admin)
+    request: Request,
+    project_id: str,
+    pause_id: int = Path(ge=1, le=MAX_BIGINT),
+    actor: str = Depends(require_admin),
 ) -> Any:
     with request.app.state.session_factory() as session, session.begin():
         pause = session.scalar(
@@ -355,7 +360,7 @@ def admin_audit(
     project_id: str | None = Query(default=None),
     actor: str | None = Query(default=None),
     action: str | None = Query(default=None),
-    before_id: int | None = Query(default=None, ge=1),
+    before_id: int | None = Query(default=None, ge=1, le=MAX_BIGINT),
     limit: int = Query(default=100, ge=1, le=1000),
     _actor: str = Depends(require_admin),
 ) -> Any:

@@ -125,12 +125,16 @@ def errors_summary(
         at += width
         if len(edges) > _MAX_SUMMARY_BUCKETS:
             raise ApiError(400, "InvalidParameterError", "too many buckets; use bucket=day")
-    table = values(
-        column("idx", Integer),
-        column("b_start", DateTime(timezone=True)),
-        column("b_end", DateTime(timezone=True)),
-        name="buckets",
-    ).data([(i, s, e) for i, (s, e) in enumerate(edges)]).cte("buckets")
+    table = (
+        values(
+            column("idx", Integer),
+            column("b_start", DateTime(timezone=True)),
+            column("b_end", DateTime(timezone=True)),
+            name="buckets",
+        )
+        .data([(i, s, e) for i, (s, e) in enumerate(edges)])
+        .cte("buckets")
+    )
     where = error_filters(
         project_id=caller.project_id, collection=collection, since=start, until=end
     )

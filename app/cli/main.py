@@ -134,12 +134,14 @@ def dlq_resume(
     ),
 ) -> None:
     """Resume a collection the DLQ circuit breaker paused; the worker picks it up within seconds."""
+    from app.ingest.control import send_command
     from app.ingest.pause import resume
     from app.store.db import get_engine, session_factory
 
     count = resume(session_factory(get_engine()), project, collection, by="cli")
     if count == 0:
         _fail(f"no paused stream for collection {collection!r} of project {project}", code=2)
+    send_command(get_settings().kafka_bootstrap, {"type": "resume"})
     typer.echo(f"resumed {count} partition(s) of {collection}")
 
 

@@ -32,6 +32,12 @@ from app.gateway.wire import decode_response, encode_request, read_frame
 log = logging.getLogger("inbound.gateway.backend")
 
 
+# The edge enforces the customer's limit (1048588 bytes a batch) before it adds the key-id
+# header to every record, which can grow a full batch by ~50 bytes a record; the backend
+# topics it creates accept twice the limit so a batch that passed the edge is never refused.
+BACKEND_MAX_MESSAGE_BYTES = 2 * 1048588
+
+
 class BackendError(ConnectionError):
     pass
 
@@ -81,6 +87,9 @@ class BackendConnection:
                     fut.set_result(body)
         except (OSError, asyncio.IncompleteReadError, BackendError) as exc:
             failure = exc if isinstance(exc, BackendError) else BackendError(str(exc))
+        except Exception as exc:  # an undecodable answer: fail loudly, never hang callers
+            log.exception("bad answer from backend %s:%s", self.host, self.port)
+            failure = BackendError(f"bad answer from backend: {exc!r}")
         except asyncio.CancelledError:
             failure = BackendError("backend connection closed")
         finally:
@@ -234,7 +243,15 @@ class Backend:
         req = CreateTopicsRequest(
             topics=[
                 CreateTopicsRequest.CreatableTopic(
-                    name=name, num_partitions=-1, replication_factor=-1, assignments=[], configs=[]
+                    name=name,
+                    num_partitions=-1,
+                    replication_factor=-1,
+                    assignments=[],
+                    configs=[
+                        CreateTopicsRequest.CreatableTopic.CreatableTopicConfig(
+                            name="max.message.bytes", value=str(BACKEND_MAX_MESSAGE_BYTES)
+                        )
+                    ],
                 )
                 for name in names
             ],

@@ -126,6 +126,8 @@ class Session:
                 await self._raw_sasl(frame)
                 continue
             header = parse_request_header(frame)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: API %s v%s", self.peer, header.api_key, header.api_version)
             reply = await self._dispatch(header, frame)
             if reply is not None:
                 await self._queue.put((header, reply))
@@ -155,7 +157,13 @@ class Session:
                 return
             if reply is None:
                 continue
-            self._writer.write(encode_response(header, reply))
+            try:
+                frame = encode_response(header, reply)
+            except Exception:
+                log.exception("cannot encode answer to API %s for %s", header.api_key, self.peer)
+                self._writer.close()
+                return
+            self._writer.write(frame)
             await self._writer.drain()
 
     # ---- dispatch --------------------------------------------------------------------------

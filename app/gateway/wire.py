@@ -186,11 +186,21 @@ def decode_request(header: RequestHeader, frame: bytes) -> ApiMessage:
     return cls.decode(memoryview(frame)[header.body_offset :], version=header.api_version)
 
 
+def _ensure_header_slot(message: ApiMessage) -> None:
+    # A decoded message (forwarded as-is) never ran __init__, so its `_header` slot is empty,
+    # and encode() reads it when setting the version.
+    try:
+        message._header  # noqa: B018
+    except AttributeError:
+        message._header = None
+
+
 def encode_response(
     header: RequestHeader, response: ApiMessage, version: int | None = None
 ) -> bytes:
     """A complete size-prefixed response frame for ``header``'s request."""
     version = header.api_version if version is None else version
+    _ensure_header_slot(response)
     body = response.encode(version=version)
     # ApiVersions answers with header v0 whatever its version: the client may not know yet
     # which header the server speaks.
@@ -202,6 +212,7 @@ def encode_response(
 def encode_request(
     request: ApiMessage, version: int, correlation_id: int, client_id: str = "inbound-gateway"
 ) -> bytes:
+    _ensure_header_slot(request)
     body = request.encode(version=version)
     cid = client_id.encode()
     head = _HEADER.pack(request.API_KEY, version, correlation_id, len(cid)) + cid

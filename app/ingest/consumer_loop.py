@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -48,20 +49,29 @@ class _Listener(ConsumerRebalanceListener):
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Let the batch in hand finish and commit before the partitions move.
-        async with self._loop.batch_lock:
-            pass
+        # Let the batch being written finish and commit before the partitions move.
+        await self._loop.drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned %d inbound partitions", len(assigned))
         self._loop.apply_pauses_soon()
 
 
+@dataclass
+class _Batch:
+    started: float
+    size: int = 0
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+    commit: dict[TopicPartition, int] = field(default_factory=dict)
+    tripped: list[tuple[TopicPartition, str, int]] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+
 class IngestLoop:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.batch_lock = asyncio.Lock()
+        self._in_flight: asyncio.Task | None = None
         self.healthy = True
         self.last_error: str | None = None
         sessions = sessionmaker(engine, expire_on_commit=False)
@@ -73,6 +83,9 @@ class IngestLoop:
         self.dlq = DlqWriter(settings.kafka_bootstrap or "", settings.dlq_replicas)
         self.consumer: AIOKafkaConsumer | None = None
         self._paused_by_us: set[TopicPartition] = set()
+        # Paused in memory but not yet in the database: the refresher must not resume these.
+        self._unrecorded_pauses: set[TopicPartition] = set()
+        self._pause_version = 0
         self._pauses_dirty = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -98,16 +111,18 @@ class IngestLoop:
 
     async def stop(self) -> None:
         self._stopping.set()
-        async with self.batch_lock:
-            if self.consumer:
-                await self.consumer.stop()
-            await self.dlq.stop()
+        await self.drain()
+        if self.consumer:
+            await self.consumer.stop()
+        await self.dlq.stop()
 
     def apply_pauses_soon(self) -> None:
         self._pauses_dirty.set()
 
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:
+        """Fetch and process batch N+1 while batch N is written (the database releases the
+        GIL while it works); batches are written and committed strictly in order."""
         assert self.consumer is not None
         pause_task = asyncio.create_task(self._pause_refresher())
         try:
@@ -116,17 +131,27 @@ class IngestLoop:
                     timeout_ms=self.settings.worker_batch_ms,
                     max_records=self.settings.worker_batch_size,
                 )
-                if not fetched or self._stopping.is_set():
-                    continue
-                async with self.batch_lock:
-                    await self._handle(fetched)
-                await self._update_lag()
+                if self._stopping.is_set():
+                    break
+                batch = await self._prepare(fetched) if fetched else None
+                await self.drain()
+                if batch is not None:
+                    self._in_flight = asyncio.create_task(self._finish(batch))
+                    await self._update_lag()
+            await self.drain()
         finally:
             pause_task.cancel()
 
-    async def _handle(self, fetched: dict) -> None:
-        started = time.perf_counter()
+    async def drain(self) -> None:
+        """Wait until the batch being written is stored and committed."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
+
+    async def _prepare(self, fetched: dict) -> _Batch:
+        """Run every record through the pipeline; nothing is written yet."""
         assert self.consumer is not None
+        batch = _Batch(started=time.perf_counter())
         records_by_tp = {
             tp: [_raw(m) for m in msgs]
             for tp, msgs in fetched.items()
@@ -134,11 +159,9 @@ class IngestLoop:
         }
         await self._retrying("lookup", self._prefetch, records_by_tp)
         now = datetime.now(UTC)
-        outcome = BatchOutcome()
-        commit: dict[TopicPartition, int] = {}
-        tripped: list[tuple[TopicPartition, str, int]] = []
-        codes: list[str] = []
+        outcome = batch.outcome
         for tp, records in records_by_tp.items():
+            batch.size += len(records)
             next_offset = records[-1].offset + 1
             ratio = self.pauses.ratio_for(_project_of(tp.topic))
             last_code = ""
@@ -148,15 +171,21 @@ class IngestLoop:
                 if rejected:
                     last_code = result.code
                 if self.breaker.record((tp.topic, tp.partition), rejected, ratio):
-                    # This record and the rest of the partition wait for a resume.
-                    tripped.append((tp, last_code, record.offset))
+                    # This record and the rest of the partition wait for a resume; pausing
+                    # now keeps the next fetch from handing them over again.
+                    self.consumer.pause(tp)
+                    self.consumer.seek(tp, record.offset)
+                    self._paused_by_us.add(tp)
+                    self._unrecorded_pauses.add(tp)
+                    self._pause_version += 1
+                    batch.tripped.append((tp, last_code, record.offset))
                     next_offset = record.offset
                     break
                 source = _header(record.headers, h.REPLAY_SOURCE)
                 if rejected:
                     letter = dead_letter(record, result, now)
                     outcome.rejected.append(letter)
-                    codes.append(result.code)
+                    batch.codes.append(result.code)
                     if source:
                         outcome.replay_outcomes[_original_error(source)] = {
                             "status": "rejected",
@@ -172,7 +201,12 @@ class IngestLoop:
                             "keen_id": result.keen_id,
                             "at": now.isoformat(),
                         }
-            commit[tp] = next_offset
+            batch.commit[tp] = next_offset
+        return batch
+
+    async def _finish(self, batch: _Batch) -> None:
+        """Dead-letter, store, record pauses, then commit: retried until it succeeds."""
+        outcome = batch.outcome
 
         async def persist() -> None:
             if outcome.rejected and not outcome.dlq_coordinates:
@@ -180,14 +214,15 @@ class IngestLoop:
             await asyncio.to_thread(self.writer.write, outcome)
 
         await self._retrying("persist", persist)
-        for tp, code, offset in tripped:
-            await self._retrying("pause", self._pause, tp, code, offset)
-        await self._commit(commit)
+        for tp, code, offset in batch.tripped:
+            await self._retrying("pause", self._record_pause, tp, code, offset)
+            self._unrecorded_pauses.discard(tp)
+        await self._commit(batch.commit)
         metrics.ACCEPTED.inc(len(outcome.accepted))
-        for code in codes:
+        for code in batch.codes:
             metrics.REJECTED.labels(code).inc()
-        metrics.BATCH_SIZE.observe(sum(len(r) for r in records_by_tp.values()))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(batch.size)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
     async def _prefetch(self, records_by_tp: dict) -> None:
         projects, keys = set(), set()
@@ -202,8 +237,7 @@ class IngestLoop:
         await asyncio.to_thread(self.lookup.prefetch, projects, keys)
         await asyncio.to_thread(self.pauses.prefetch_options, projects)
 
-    async def _pause(self, tp: TopicPartition, code: str, offset: int) -> None:
-        assert self.consumer is not None
+    async def _record_pause(self, tp: TopicPartition, code: str, offset: int) -> None:
         project_id, _, collection = tp.topic.removeprefix("in.").partition(".")
         reason = (
             f"more than {self.pauses.ratio_for(project_id) or self.breaker.ratio:.0%} of the last "
@@ -213,9 +247,6 @@ class IngestLoop:
         await asyncio.to_thread(
             self.pauses.pause, project_id, collection, tp.topic, tp.partition, offset, reason
         )
-        self.consumer.pause(tp)
-        self.consumer.seek(tp, offset)
-        self._paused_by_us.add(tp)
         metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
         log.warning(
             "DLQ circuit breaker paused %s[%d] at offset %d", tp.topic, tp.partition, offset
@@ -273,20 +304,24 @@ class IngestLoop:
 
     async def _apply_pauses(self) -> None:
         assert self.consumer is not None
+        version = self._pause_version
         paused = await asyncio.to_thread(self.pauses.active)
+        if version != self._pause_version:
+            return  # a pause happened meanwhile; this snapshot may predate it
         assignment = self.consumer.assignment()
-        async with self.batch_lock:
-            for tp in assignment:
-                key = (tp.topic, tp.partition)
-                if key in paused and tp not in self._paused_by_us:
-                    self.consumer.pause(tp)
-                    self._paused_by_us.add(tp)
-                elif key not in paused and tp in self._paused_by_us:
-                    self.consumer.resume(tp)
-                    self._paused_by_us.discard(tp)
-                    self.breaker.reset(key)
-                    log.info("resumed %s[%d]", tp.topic, tp.partition)
-            self._paused_by_us &= assignment
+        for tp in assignment:
+            key = (tp.topic, tp.partition)
+            if key in paused and tp not in self._paused_by_us:
+                self.consumer.pause(tp)
+                self._paused_by_us.add(tp)
+            elif (
+                key not in paused and tp in self._paused_by_us and tp not in self._unrecorded_pauses
+            ):
+                self.consumer.resume(tp)
+                self._paused_by_us.discard(tp)
+                self.breaker.reset(key)
+                log.info("resumed %s[%d]", tp.topic, tp.partition)
+        self._paused_by_us &= assignment
         metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
 
     async def _update_lag(self) -> None:

@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# Plain slotted classes: a frozen dataclass's __init__ costs a few microseconds per record,
+# measurable at tens of thousands of records a second.
+@dataclass(slots=True)
 class RawRecord:
     topic: str  # backend topic, "in.<24-hex project>.<collection>"
     partition: int
@@ -72,7 +74,7 @@ class Lookup(Protocol):
     def key(self, key_id: str) -> KeyInfo | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Accepted:
     project_id: str
     collection: str

@@ -31,6 +31,7 @@ class RawInsert:
         self.postgres = dialect == "postgresql"
         self._json = [columns.index(c) for c in json_columns]
         self._datetimes = [columns.index(c) for c in datetime_columns]
+        self._memo: dict[datetime, str | None] = {}
         cols = ", ".join(columns)
         if self.postgres:
             marks = ", ".join("%s::jsonb" if c in json_columns else "%s" for c in columns)
@@ -44,8 +45,16 @@ class RawInsert:
         for i in self._json:
             values[i] = orjson.dumps(values[i]).decode()
         if not self.postgres:
+            memo = self._memo
             for i in self._datetimes:
-                values[i] = sqlite_datetime(values[i])
+                moment = values[i]
+                text = memo.get(moment)
+                if text is None:
+                    if len(memo) > 10_000:
+                        memo.clear()
+                    # Most rows of a batch share created_at and many share a timestamp.
+                    text = memo[moment] = sqlite_datetime(moment)
+                values[i] = text
         return tuple(values)
 
     def execute(self, conn: Connection, rows: list[tuple]) -> int:

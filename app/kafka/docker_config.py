@@ -16,8 +16,14 @@ DOCKER_KAFKA_DIR = Path(__file__).resolve().parents[2] / "docker" / "kafka"
 
 def docker_nodes() -> list[NodeSpec]:
     return [
-        NodeSpec(node_id=i, host=f"kafka{i}", broker_port=9092, controller_port=9094,
-                 log_dirs="/var/lib/kafka/data", bind_host="0.0.0.0")
+        NodeSpec(
+            node_id=i,
+            host=f"kafka{i}",
+            broker_port=9092,
+            controller_port=9094,
+            log_dirs="/var/lib/kafka/data",
+            bind_host="0.0.0.0",
+        )
         for i in (1, 2, 3)
     ]
 

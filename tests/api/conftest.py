@@ -129,3 +129,47 @@ def insert_error(
             )
         )
     return error_id
+
+
+@pytest.fixture
+def kafka_settings(
+    db_url: str, make_settings: Callable[..., Settings], kafka_bootstrap: str
+) -> Settings:
+    return make_settings(db_url, kafka_bootstrap=kafka_bootstrap, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def kafka_client(kafka_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(kafka_settings)) as c:
+        yield c
+    engine_for(kafka_settings.effective_database_url).dispose()
+
+
+def read_records(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[Any]:
+    """The first ``count`` records of a topic, read back with a real consumer."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def _read() -> list[Any]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            metadata_max_age_ms=500,
+        )
+        await consumer.start()
+        out: list[Any] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while len(out) < count and asyncio.get_running_loop().time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    out.extend(records)
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(_read())

@@ -24,7 +24,7 @@ def test_up_runs_everything_and_sigterm_stops_everything(tmp_path: Path) -> None
         "INBOUND_KAFKA_PORT": str(free_kafka_base()),
         "INBOUND_API_PORT": str(api_port),
         "INBOUND_GATEWAY_PORT": str(free_port()),
-        "INBOUND_GATEWAY_PLAINTEXT_PORT": str(free_port()),
+        "INBOUND_GATEWAY_PLAIN_PORT": str(free_port()),
         "INBOUND_WORKER_METRICS_PORT": str(free_port()),
     }
     env.pop("INBOUND_KAFKA_BOOTSTRAP", None)

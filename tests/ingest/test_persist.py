@@ -18,15 +18,29 @@ PID = "ab" * 12
 
 def _outcome(now: datetime) -> BatchOutcome:
     accepted = [
-        Accepted(project_id=PID, collection="c", keen_id=f"{i:024x}", keen_timestamp=now,
-                 created_at=now, body={"n": i, "keen": {"id": f"{i:024x}"}})
+        Accepted(
+            project_id=PID,
+            collection="c",
+            keen_id=f"{i:024x}",
+            keen_timestamp=now,
+            created_at=now,
+            body={"n": i, "keen": {"id": f"{i:024x}"}},
+        )
         for i in range(5)
     ]
-    record = RawRecord(topic=f"in.{PID}.c", partition=0, offset=99, timestamp_ms=1_700_000_000_000,
-                       key=b"k", value=b"{bad", headers=(("inbound.key_id", b"key1"), ("h", b"v")))
+    record = RawRecord(
+        topic=f"in.{PID}.c",
+        partition=0,
+        offset=99,
+        timestamp_ms=1_700_000_000_000,
+        key=b"k",
+        value=b"{bad",
+        headers=(("inbound.key_id", b"key1"), ("h", b"v")),
+    )
     letter = dead_letter(record, Rejection("invalid_json", "decode", "not JSON", {"pos": 1}), now)
-    return BatchOutcome(accepted=accepted, rejected=[letter],
-                        dlq_coordinates={letter.error_id: (0, 7)})
+    return BatchOutcome(
+        accepted=accepted, rejected=[letter], dlq_coordinates={letter.error_id: (0, 7)}
+    )
 
 
 def test_writing_the_same_batch_twice_stores_and_counts_once(db_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from app.ingest.rejection import Rejection
 from app.kafka.topics import DLQ_SUFFIX, parse_inbound
@@ -11,6 +12,7 @@ MAX_COLLECTION_LENGTH = 64
 _ALLOWED = re.compile(r"[a-zA-Z0-9._-]*")
 
 
+@lru_cache(maxsize=4096)  # a batch holds few topics; the answer never changes for a name
 def collection_of(topic: str) -> tuple[str, str] | Rejection:
     """(project_id, collection) from ``in.<project>.<collection>``, or why it is refused."""
     parsed = parse_inbound(topic)

@@ -1,0 +1,132 @@
+"""Query benchmark: a filtered count over one million events of one collection.
+
+    .venv/bin/python -m bench.query_bench                       # SQLite file in a temp dir
+    .venv/bin/python -m bench.query_bench --database-url postgresql+psycopg://...  --events 1000000
+
+Loads N events (plus as many in another collection and another project, so the indexes have
+to do their work), then times count queries through the API's own query code and prints the
+figures. The target: under one second for the filtered count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from app.api.queries import parse_query, run_count
+from app.store.db import engine_for, session_factory
+from app.store.migrate import upgrade
+from app.store.models import Event
+
+PROJECT = "b" * 24
+OTHER_PROJECT = "c" * 24
+PLANS = ["free", "pro", "team", "enterprise"]
+
+
+def load(url: str, events: int, chunk: int = 20000) -> float:
+    engine = engine_for(url)
+    rng = random.Random(7)
+    end = datetime.now(UTC)
+    started = time.perf_counter()
+    rows = []
+    targets = [(PROJECT, "purchases", events), (PROJECT, "pageviews", events // 4)]
+    targets.append((OTHER_PROJECT, "purchases", events // 4))
+    for project, collection, n in targets:
+        for _ in range(n):
+            at = end - timedelta(seconds=rng.randrange(30 * 86400))
+            keen_id = uuid.uuid4().hex
+            iso = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+            rows.append(
+                {
+                    "project_id": project,
+                    "collection": collection,
+                    "keen_id": keen_id,
+                    "keen_timestamp": at,
+                    "created_at": at,
+                    "body": {
+                        "item": f"sku-{rng.randrange(500)}",
+                        "price": round(rng.uniform(1, 100), 2),
+                        "user": {"plan": rng.choice(PLANS), "country": rng.choice("ABCDEFGH")},
+                        "keen": {"id": keen_id, "timestamp": iso, "created_at": iso},
+                    },
+                }
+            )
+            if len(rows) >= chunk:
+                with engine.begin() as conn:
+                    conn.execute(insert(Event), rows)
+                rows.clear()
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(Event), rows)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE events")
+        else:
+            conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    return time.perf_counter() - started
+
+
+def time_query(url: str, params: dict, repeat: int) -> tuple[float, object]:
+    sessions = session_factory(engine_for(url))
+    timings = []
+    result: object = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        with sessions() as session:
+            query = parse_query(PROJECT, params, forced_filters=[])
+            result = run_count(session, query, max_buckets=5000)["result"]
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", help="default: a new SQLite file in a temp dir")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    url = args.database_url
+    if url is None:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='inbound-bench-')) / 'bench.db'}"
+    upgrade(url)
+    dialect = url.split(":", 1)[0]
+    print(f"loading {args.events:,} events (+{args.events // 2:,} elsewhere) into {dialect} ...")
+    print(f"  loaded in {load(url, args.events):.1f} s")
+    base = {"event_collection": "purchases", "timeframe": "this_30_days"}
+    cases = {
+        "count, no filter": base,
+        "count, filter user.plan eq pro": {
+            **base,
+            "filters": [{"property_name": "user.plan", "operator": "eq", "property_value": "pro"}],
+        },
+        "count, filters plan eq pro AND price gt 50": {
+            **base,
+            "filters": [
+                {"property_name": "user.plan", "operator": "eq", "property_value": "pro"},
+                {"property_name": "price", "operator": "gt", "property_value": 50},
+            ],
+        },
+        "count, filter, previous_7_days, daily interval": {
+            **base,
+            "timeframe": "previous_7_days",
+            "interval": "daily",
+            "filters": [{"property_name": "price", "operator": "gt", "property_value": 50}],
+        },
+    }
+    for name, params in cases.items():
+        seconds, result = time_query(url, params, args.repeat)
+        shown = result if isinstance(result, int) else f"{len(result)} buckets"
+        print(f"  {name:50s} {seconds * 1000:8.0f} ms  (result {shown})")
+
+
+if __name__ == "__main__":
+    main()
