@@ -229,7 +229,19 @@ class JsonSql:
         # Keen's eq on a list property matches when the list holds the value.
         if isinstance(value, dict | list):
             return self.equals(value)
+        if self.pg:
+            # Containment answers both cases and is what the GIN index on body serves
+            # (migration 0002): {"a": {"b": v}} or {"a": {"b": [v]}}.
+            return or_(self._body_contains(value), self._body_contains([value]))
         return or_(self.equals(value), self.array_has(value))
+
+    def _body_contains(self, leaf: Any) -> ColumnElement:
+        doc = leaf
+        for part in reversed(self.parts):
+            doc = {part: doc}
+        return Event.body.op("@>", return_type=Boolean)(
+            cast(literal(orjson.dumps(doc).decode()), JSONB)
+        )
 
     def ordered(self, operator: str, value: Any) -> ColumnElement:
         if _is_number(value):

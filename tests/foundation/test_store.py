@@ -41,6 +41,8 @@ def test_models_match_migrations(db_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
+    # The PostgreSQL-only GIN index (migration 0002) lives outside the models by design.
+    diff = [d for d in diff if not (d[0] == "remove_index" and d[1].name == "ix_events_body_gin")]
     assert diff == []
 
 
