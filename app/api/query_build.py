@@ -190,10 +190,13 @@ class JsonSql:
             return self.kind() == "null"
         if isinstance(value, bool):
             return self.kind() == ("true" if value else "false")
+        # The value comparison comes first: SQLite stops at the first false term, so the
+        # type check (another parse of the body) runs only for the rows that match.
+        # json_extract keeps JSON types (text vs integer), so "3" never equals 3 even before it.
         if _is_number(value):
-            return and_(self.is_number(), self.scalar() == value)
+            return and_(self.scalar() == value, self.is_number())
         if isinstance(value, str):
-            return and_(self.is_string(), self.scalar() == value)
+            return and_(self.scalar() == value, self.is_string())
         # Objects and arrays: compare their minified JSON text.
         return and_(
             self.kind() == ("array" if isinstance(value, list) else "object"),
@@ -221,8 +224,12 @@ class JsonSql:
             match = and_(each.c.type == "text", each.c.value == value)
         else:
             return false()
+        # json_extract of an array is its JSON text: the LIKE spares most rows the json_type
+        # parse (SQLite re-parses the body for every JSON function call).
         return and_(
-            self.kind() == "array", exists(select(literal(1)).select_from(each).where(match))
+            self.scalar().like("[%"),
+            self.kind() == "array",
+            exists(select(literal(1)).select_from(each).where(match)),
         )
 
     def eq(self, value: Any) -> ColumnElement:
