@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -221,6 +222,23 @@ class IngestLoop:
         metrics.ACCEPTED.inc(len(outcome.accepted))
         for code in batch.codes:
             metrics.REJECTED.labels(code).inc()
+        for letter in outcome.rejected:
+            log.debug(
+                "rejected topic=%s partition=%d offset=%d code=%s error_id=%s",
+                letter.record.topic,
+                letter.record.partition,
+                letter.record.offset,
+                letter.rejection.code,
+                letter.error_id,
+            )
+        if outcome.rejected:
+            log.info(
+                "batch of %d: %d stored, %d dead-lettered (%s)",
+                batch.size,
+                len(outcome.accepted),
+                len(outcome.rejected),
+                ", ".join(f"{c}={n}" for c, n in Counter(batch.codes).most_common()),
+            )
         metrics.BATCH_SIZE.observe(batch.size)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
