@@ -35,6 +35,8 @@ def build_app(settings: Settings) -> faust.App:
         "inbound-worker",
         broker=brokers,
         store="memory://",
+        # faust keeps its own state in `<app id>-data` under the working directory by default.
+        datadir=str(settings.data_dir / "faust"),
         web_enabled=settings.worker_metrics_port > 0,
         web_port=settings.worker_metrics_port or 6066,
         web_bind="127.0.0.1",
