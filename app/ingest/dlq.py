@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -39,13 +40,33 @@ def capped_detail(detail: dict) -> bytes:
     return orjson.dumps({"truncated": True, "size": len(encoded)})
 
 
+@lru_cache(maxsize=64)  # every dead letter of a batch shares its failed_at
 def iso_ms(moment: datetime) -> str:
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     )
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=4096)
+def _target(topic: str) -> tuple[str, str, str, bytes]:
+    """(project, collection, DLQ topic, customer topic name) of a backend topic; few per batch."""
+    parsed = parse_inbound(topic)
+    if parsed:
+        project_id, collection = parsed
+        customer = collection
+    else:
+        # Not a well-formed inbound topic: keep what we can name.
+        project_id, _, collection = topic.removeprefix("in.").partition(".")
+        customer = topic
+    return project_id, collection, dlq_topic(project_id, collection), customer.encode()
+
+
+@lru_cache(maxsize=4096)  # rejections of one bad producer repeat the same few messages
+def _message_bytes(message: str) -> bytes:
+    return cap_text(message, MESSAGE_CAP).encode()
+
+
+@dataclass(slots=True)
 class DeadLetter:
     error_id: str
     topic: str  # backend DLQ topic
@@ -56,36 +77,29 @@ class DeadLetter:
     failed_at: datetime
 
     def headers(self) -> list[tuple[str, bytes]]:
-        parsed = parse_inbound(self.record.topic)
-        customer_topic = parsed[1] if parsed else self.record.topic
-        ts = self.record.timestamp_ms
-        out = list(self.record.headers)
+        record, rejection = self.record, self.rejection
+        ts = record.timestamp_ms
+        out = list(record.headers)
         out += [
-            (h.ERROR_CODE, self.rejection.code.encode()),
-            (h.ERROR_STAGE, self.rejection.stage.encode()),
-            (h.ERROR_MESSAGE, cap_text(self.rejection.message, MESSAGE_CAP).encode()),
-            (h.ERROR_DETAIL, capped_detail(self.rejection.detail)),
+            (h.ERROR_CODE, rejection.code.encode()),
+            (h.ERROR_STAGE, rejection.stage.encode()),
+            (h.ERROR_MESSAGE, _message_bytes(rejection.message)),
+            (h.ERROR_DETAIL, capped_detail(rejection.detail)),
             (h.ERROR_ID, self.error_id.encode()),
-            (h.ORIGINAL_TOPIC, customer_topic.encode()),
-            (h.ORIGINAL_PARTITION, str(self.record.partition).encode()),
-            (h.ORIGINAL_OFFSET, str(self.record.offset).encode()),
-            (h.ORIGINAL_TIMESTAMP, (str(ts) if ts is not None else "").encode()),
+            (h.ORIGINAL_TOPIC, _target(record.topic)[3]),
+            (h.ORIGINAL_PARTITION, b"%d" % record.partition),
+            (h.ORIGINAL_OFFSET, b"%d" % record.offset),
+            (h.ORIGINAL_TIMESTAMP, b"%d" % ts if ts is not None else b""),
             (h.FAILED_AT, iso_ms(self.failed_at).encode()),
         ]
         return out
 
 
 def dead_letter(record: RawRecord, rejection: Rejection, failed_at: datetime) -> DeadLetter:
-    parsed = parse_inbound(record.topic)
-    if parsed:
-        project_id, collection = parsed
-    else:
-        # Not a well-formed inbound topic: keep what we can name.
-        rest = record.topic.removeprefix("in.")
-        project_id, _, collection = rest.partition(".")
+    project_id, collection, dlq, _ = _target(record.topic)
     return DeadLetter(
         error_id=error_id_for(record.topic, record.partition, record.offset),
-        topic=dlq_topic(project_id, collection),
+        topic=dlq,
         project_id=project_id,
         collection=collection,
         record=record,
