@@ -10,7 +10,6 @@ import pytest
 from app.kafka.topics import inbound_topic
 from app.store.db import engine_for, session_scope
 from app.store.keys import create_key
-from app.store.models import ApiKey
 from tests.gateway.conftest import (
     Edge,
     backend_records,
@@ -19,17 +18,9 @@ from tests.gateway.conftest import (
     kcat,
     kcat_sasl,
 )
-from tests.gateway.helpers import producer_for
+from tests.gateway.helpers import key_id_of, producer_for
 
 pytestmark = pytest.mark.kafka
-
-
-def key_id_of(sqlite_url: str, secret: str) -> str:
-    from app.store.keys import hash_key
-
-    with session_scope(engine_for(sqlite_url)) as session:
-        key = session.query(ApiKey).filter_by(key_hash=hash_key(secret)).one()
-        return key.id
 
 
 def test_kcat_over_tls_stamps_key_and_strips_inbound_headers(

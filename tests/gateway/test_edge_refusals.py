@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaError,
@@ -21,7 +21,7 @@ from app.store.db import engine_for, session_scope
 from app.store.keys import hash_key
 from app.store.models import ApiKey
 from tests.gateway.conftest import Edge, kcat, kcat_sasl
-from tests.gateway.helpers import client_options, consumer_for, producer_for
+from tests.gateway.helpers import client_options, consumer_for, producer_for, put_in_backend
 
 pytestmark = pytest.mark.kafka
 
@@ -101,23 +101,11 @@ async def test_consuming_an_inbound_topic_is_refused(edge: Edge, new_project) ->
     assert "authorization failed" in err.lower(), err[-2000:]
 
 
-async def _put_in_backend(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for v in values:
-            await producer.send_and_wait(
-                topic, v, headers=[("inbound.error.code", b"invalid_json")]
-            )
-    finally:
-        await producer.stop()
-
-
 async def test_own_dlq_is_consumable_with_a_group_and_others_are_not(
     edge: Edge, new_project
 ) -> None:
     a, b = new_project("a"), new_project("b")
-    await _put_in_backend(
+    await put_in_backend(
         edge.backend, dlq_topic(a["project_id"], "purchases"), [b"bad-1", b"bad-2"]
     )
 
@@ -148,7 +136,7 @@ async def test_own_dlq_is_consumable_with_a_group_and_others_are_not(
 
     # Project B: its own "purchases-DLQ" is a different (empty) topic, and A's backend name is
     # just an ordinary inbound name for B, never A's DLQ.
-    await _put_in_backend(edge.backend, dlq_topic(b["project_id"], "purchases"), [b"b-only"])
+    await put_in_backend(edge.backend, dlq_topic(b["project_id"], "purchases"), [b"b-only"])
     other = consumer_for(
         edge,
         b["project_id"],
