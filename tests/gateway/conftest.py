@@ -42,6 +42,13 @@ class GatewayThread:
         self._ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.gateway.stop())
+        # As asyncio.run does: finish what is still pending before the loop closes, so no
+        # connection task is destroyed mid-read.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     def start(self) -> GatewayThread:
