@@ -155,7 +155,7 @@ def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -
     row.status = "replayed"
     row.replay_count = prepared.count
     # The worker fills in the result ("accepted" or the new rejection) under the same error_id.
-    row.replay_outcome = {
+    pending = {
         "status": "pending",
         "replayed_at": now.isoformat(),
         "replayed_by": actor,
@@ -164,4 +164,13 @@ def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -
         "offset": meta.offset,
         "replay_count": prepared.count,
     }
+    # The record is produced before this is written, so a fast worker may already have
+    # reported the outcome of this very replay: keep its result rather than go back to pending.
+    current = row.replay_outcome or {}
+    reported = (
+        current.get("status") in ("accepted", "rejected")
+        and current.get("partition") == meta.partition
+        and current.get("offset") == meta.offset
+    )
+    row.replay_outcome = {**pending, **current} if reported else pending
     row.updated_at = now

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, Integer, and_, column, func, select, values
+from sqlalchemy import DateTime, Integer, and_, column, func, select, update, values
 from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import MASTER_KEY, Caller
@@ -313,6 +313,14 @@ async def errors_replay(
 
         def _record(row: IngestError = row, prepared: Any = prepared, meta: Any = meta) -> None:
             with sessions() as session, session.begin():
+                # Write first, read second: the no-op UPDATE takes the row (PostgreSQL) or the
+                # database (SQLite) write lock, so a worker outcome committed meanwhile is seen
+                # and merged instead of being overwritten by "pending".
+                session.execute(
+                    update(IngestError)
+                    .where(IngestError.id == row.id)
+                    .values(updated_at=IngestError.updated_at)
+                )
                 fresh = session.get(IngestError, row.id)
                 if fresh is None:
                     return

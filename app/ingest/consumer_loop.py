@@ -195,6 +195,8 @@ class IngestLoop:
                             "error_id": letter.error_id,
                             "code": result.code,
                             "at": now.isoformat(),
+                            "partition": record.partition,
+                            "offset": record.offset,
                         }
                 else:
                     outcome.accepted.append(result)
@@ -203,6 +205,8 @@ class IngestLoop:
                             "status": "accepted",
                             "keen_id": result.keen_id,
                             "at": now.isoformat(),
+                            "partition": record.partition,
+                            "offset": record.offset,
                         }
             batch.commit[tp] = next_offset
         return batch

@@ -57,6 +57,8 @@ ERROR_COLUMNS = (
     "dlq_topic", "dlq_partition", "dlq_offset", "created_at", "updated_at",
 )  # fmt: skip
 NOTE_COLUMNS = ("project_id", "type", "payload", "created_at")
+# What the worker reports about a replayed record; everything else in replay_outcome is the API's.
+_RESULT_KEYS = frozenset({"status", "keen_id", "error_id", "code", "at", "partition", "offset"})
 
 
 class BatchWriter:
@@ -106,10 +108,15 @@ class BatchWriter:
             new_events = self._write_events(conn, outcome.accepted, counters, careful)
             new_errors = self._write_errors(conn, outcome, counters, careful)
             for error_id, result in outcome.replay_outcomes.items():
+                # Keep what the API recorded about the replay (who, when); replace the result.
+                current = conn.scalar(
+                    select(IngestError.replay_outcome).where(IngestError.id == error_id)
+                )
+                kept = {k: v for k, v in (current or {}).items() if k not in _RESULT_KEYS}
                 conn.execute(
                     update(IngestError)
                     .where(IngestError.id == error_id)
-                    .values(replay_outcome=result, updated_at=datetime.now(UTC))
+                    .values(replay_outcome={**kept, **result}, updated_at=datetime.now(UTC))
                 )
             self._bump_counters(conn, counters)
         return new_events, new_errors
