@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from kafka.protocol.consumer import (
@@ -70,24 +71,13 @@ async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Rep
         else:
             allowed[backend_topic] = (t.topic, t)
     leaders = await session.backend.leaders(list(allowed)) if allowed else {}
-    # node -> backend topic -> partitions
-    by_node: dict[int, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     local: dict[str, list[Any]] = defaultdict(list)
-    for backend_topic, (customer, t) in allowed.items():
-        info = leaders.get(backend_topic)
-        for p in t.partitions:
-            leader = info.partitions.get(p.partition) if info else None
-            if leader is None or leader < 0:
-                local[customer].append(
-                    _fetch_error(
-                        p.partition,
-                        errors.UNKNOWN_TOPIC_OR_PARTITION
-                        if leader is None
-                        else errors.LEADER_NOT_AVAILABLE,
-                    )
-                )
-            else:
-                by_node[leader][backend_topic].append(p)
+    by_node = _group_by_leader(
+        allowed,
+        leaders,
+        lambda p: p.partition,
+        lambda c, i, code: local[c].append(_fetch_error(i, code)),
+    )
     version = header.api_version
     futures: list[tuple[int, asyncio.Future]] = []
     for node, topics in by_node.items():
@@ -187,22 +177,12 @@ async def handle_list_offsets(session: Session, header: RequestHeader, req: Any)
         else:
             allowed[bt] = (t.name, t)
     leaders = await session.backend.leaders(list(allowed)) if allowed else {}
-    by_node: dict[int, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for bt, (customer, t) in allowed.items():
-        info = leaders.get(bt)
-        for p in t.partitions:
-            leader = info.partitions.get(p.partition_index) if info else None
-            if leader is None or leader < 0:
-                merged[customer].append(
-                    err(
-                        p.partition_index,
-                        errors.UNKNOWN_TOPIC_OR_PARTITION
-                        if leader is None
-                        else errors.LEADER_NOT_AVAILABLE,
-                    )
-                )
-            else:
-                by_node[leader][bt].append(p)
+    by_node = _group_by_leader(
+        allowed,
+        leaders,
+        lambda p: p.partition_index,
+        lambda c, i, code: merged[c].append(err(i, code)),
+    )
     futures = []
     for node, topics in by_node.items():
         forward = ListOffsetsRequest(
@@ -420,3 +400,29 @@ async def handle_offset_fetch(session: Session, header: RequestHeader, req: Any)
         return resp
 
     return finish()
+
+
+def _group_by_leader(
+    allowed: dict[str, tuple[str, Any]],
+    leaders: dict[str, Any],
+    partition_of: Callable[[Any], int],
+    on_missing: Callable[[str, int, int], None],
+) -> dict[int, dict[str, list[Any]]]:
+    """node -> backend topic -> partition requests; partitions without a leader are reported
+    through ``on_missing(customer_topic, partition, error_code)`` instead."""
+    by_node: dict[int, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for backend_topic, (customer, t) in allowed.items():
+        info = leaders.get(backend_topic)
+        for p in t.partitions:
+            index = partition_of(p)
+            leader = info.partitions.get(index) if info else None
+            if leader is None or leader < 0:
+                code = (
+                    errors.UNKNOWN_TOPIC_OR_PARTITION
+                    if leader is None
+                    else errors.LEADER_NOT_AVAILABLE
+                )
+                on_missing(customer, index, code)
+            else:
+                by_node[leader][backend_topic].append(p)
+    return by_node
