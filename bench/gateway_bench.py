@@ -30,8 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.contract.topics import inbound_topic
 from app.gateway.certs import make_dev_certs
-from app.kafka.topics import inbound_topic
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
 from app.store.migrate import upgrade

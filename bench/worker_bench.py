@@ -84,7 +84,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from app.ingest import headers as h
+from app.contract import headers as h
 from app.settings import Settings
 from app.store.db import make_engine, session_scope
 from app.store.keys import find_key

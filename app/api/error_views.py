@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.api.problems import ApiError
 from app.api.timeframes import QueryError, iso, parse_instant
-from app.kafka.topics import customer_dlq_name, parse_dlq
+from app.contract.topics import customer_dlq_name, parse_dlq
 from app.store.models import AuditEntry, IngestError
 
 STATUSES = ("open", "replayed", "resolved", "ignored")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,16 +20,15 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.counters import count_rejected
 from app.api.producer import KafkaProducerHolder
-from app.ingest import headers as h
-from app.ingest.rejection import Rejection
-from app.kafka.topics import DLQ_SUFFIX, FALLBACK_DLQ_COLLECTION, dlq_topic
+from app.contract import headers as h
+from app.contract.collections import collection_problem
+from app.contract.errors import Rejection
+from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
 from app.store.models import IngestError
 
 log = logging.getLogger(__name__)
 
 MAX_EVENT_BYTES = 900 * 1024
-MAX_COLLECTION_LENGTH = 64
-COLLECTION_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 # Keen's error names for the snake_case ingest codes, for clients that switch on them.
 KEEN_NAMES = {
     "event_too_large": "InvalidEventError",
@@ -43,28 +41,10 @@ KEEN_NAMES = {
 
 
 def check_collection(name: str) -> Rejection | None:
-    if len(name) > MAX_COLLECTION_LENGTH:
-        return Rejection(
-            "collection_name_too_long",
-            "http",
-            f"A collection name has at most {MAX_COLLECTION_LENGTH} characters.",
-            {"length": len(name)},
-        )
-    if not name or not COLLECTION_RE.match(name) or name in (".", ".."):
-        return Rejection(
-            "invalid_collection_name",
-            "http",
-            "A collection name uses only a-z A-Z 0-9 . _ - (1 to 64 characters).",
-            {"collection": name[:300]},
-        )
-    if name.endswith(DLQ_SUFFIX):
-        return Rejection(
-            "invalid_collection_name",
-            "http",
-            "Names ending in -DLQ are reserved for dead-letter topics.",
-            {"collection": name},
-        )
-    return None
+    problem = collection_problem(name)
+    if problem is None:
+        return None
+    return Rejection(problem.code, "http", problem.message, problem.detail)
 
 
 def check_body(raw: bytes) -> tuple[dict | None, Rejection | None]:

@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.api.error_views import decode_headers
 from app.api.http_rejections import check_collection
-from app.ingest import headers as h
-from app.kafka.topics import inbound_topic, parse_inbound
+from app.contract import headers as h
+from app.contract.topics import inbound_topic, parse_inbound
 from app.store.models import IngestError
 
 REPLAY_ERROR_ID = "inbound.replay.error_id"

@@ -14,9 +14,9 @@ from app.api.auth import WRITE_KEY, Caller
 from app.api.http_rejections import KEEN_NAMES, check_body, check_collection, refuse
 from app.api.metrics import EVENTS_PRODUCED, EVENTS_REFUSED
 from app.api.problems import KEY_ERRORS, ApiError, ErrorBody, error_responses
-from app.ingest import headers as h
-from app.ingest.rejection import Rejection
-from app.kafka.topics import inbound_topic
+from app.contract import headers as h
+from app.contract.errors import Rejection
+from app.contract.topics import inbound_topic
 
 router = APIRouter(tags=["stream"])
 

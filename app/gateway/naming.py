@@ -1,20 +1,17 @@
 """A project's view of names: customer topic and group names <-> backend names.
 
-The topic mapping itself lives in ``app.kafka.topics`` (the one owner); this module applies
-it for one project and adds the gateway's rules: which names are valid collections, which
-are the read-only ``-DLQ`` topics, and how consumer group ids are kept apart per project.
+The topic mapping and the collection rule live in ``app.contract`` (the one owner); this module
+applies them for one project: which names are collections, which are the read-only ``-DLQ``
+topics, and how consumer group ids are kept apart per project.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
 
-from app.kafka import topics
-
-# keen-spec §2: a collection (= topic) name is 1-64 of a-z A-Z 0-9 . _ -
-COLLECTION_RE = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
+from app.contract import topics
+from app.contract.collections import collection_problem
 
 
 class Kind(Enum):
@@ -32,13 +29,8 @@ class Mapped:
 
 def collection_error(name: str) -> str | None:
     """Why ``name`` cannot be a collection, or None when it can."""
-    if not COLLECTION_RE.match(name):
-        return "a topic name must be 1 to 64 characters of a-z A-Z 0-9 . _ -"
-    if name in (".", ".."):
-        return "a topic name cannot be '.' or '..'"
-    if name.endswith(topics.DLQ_SUFFIX):
-        return "names ending in -DLQ are reserved for dead-letter topics"
-    return None
+    problem = collection_problem(name)
+    return None if problem is None else problem.message
 
 
 class ProjectNames:

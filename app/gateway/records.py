@@ -13,7 +13,7 @@ import struct
 from aiokafka.errors import UnsupportedCodecError
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from app.ingest.headers import KEY_ID, TRUSTED_PREFIX
+from app.contract.headers import KEY_ID, TRUSTED_PREFIX
 
 # Offsets of fields in a v2 batch header (Kafka's DefaultRecordBatch layout).
 _LENGTH_OFFSET = 8

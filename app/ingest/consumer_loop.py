@@ -25,7 +25,9 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from app.ingest import headers as h
+from app.contract import headers as h
+from app.contract.errors import Rejection
+from app.contract.topics import INBOUND_PATTERN
 from app.ingest import metrics
 from app.ingest.addons import AddonRegistry
 from app.ingest.breaker import CircuitBreaker
@@ -35,8 +37,6 @@ from app.ingest.lookup import DbLookup
 from app.ingest.pause import PauseStore
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.pipeline import RawRecord, process
-from app.ingest.rejection import Rejection
-from app.kafka.topics import INBOUND_PATTERN
 from app.settings import Settings
 
 log = logging.getLogger("inbound.worker")

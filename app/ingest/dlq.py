@@ -9,10 +9,10 @@ from functools import lru_cache
 
 import orjson
 
-from app.ingest import headers as h
+from app.contract import headers as h
+from app.contract.errors import Rejection
+from app.contract.topics import dlq_topic, parse_inbound
 from app.ingest.pipeline import RawRecord
-from app.ingest.rejection import Rejection
-from app.kafka.topics import dlq_topic, parse_inbound
 
 MESSAGE_CAP = 1024
 DETAIL_CAP = 4096

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
 from app.ingest.steps.access import check_access
 from app.ingest.steps.addons import run_addons
 from app.ingest.steps.autofill import apply_autofill

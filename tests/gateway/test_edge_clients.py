@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.kafka.topics import inbound_topic
+from app.contract.topics import inbound_topic
 from app.store.db import engine_for, session_scope
 from app.store.keys import create_key
 from tests.gateway.conftest import (

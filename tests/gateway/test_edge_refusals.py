@@ -16,7 +16,7 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 
-from app.kafka.topics import dlq_topic
+from app.contract.topics import dlq_topic
 from app.store.db import engine_for, session_scope
 from app.store.keys import hash_key
 from app.store.models import ApiKey

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.kafka.topics import dlq_topic, inbound_topic
+from app.contract.topics import dlq_topic, inbound_topic
 from tests.gateway.conftest import Edge, backend_records
 from tests.gateway.helpers import key_id_of, put_in_backend
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from app.contract.errors import Rejection
 from app.ingest.dlq import dead_letter
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.pipeline import Accepted, RawRecord
-from app.ingest.rejection import Rejection
 from app.store.db import make_engine
 from app.store.models import Event, IngestCounter, IngestError, Notification
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
+from app.contract.errors import Rejection
+from app.contract.headers import KEY_ID
 from app.ingest.addons import AddonRegistry
-from app.ingest.headers import KEY_ID
 from app.ingest.pipeline import Accepted, KeyInfo, ProjectInfo, RawRecord, process
-from app.ingest.rejection import Rejection
 
 PROJECT = "0123456789abcdef01234567"
 OTHER_PROJECT = "fedcba9876543210fedcba98"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ingest.headers import KEY_ID
+from app.contract.headers import KEY_ID
 from tests.unit.pipeline_support import OTHER_PROJECT, PROJECT, accept, reject
 
 EVENT = {"a": 1}

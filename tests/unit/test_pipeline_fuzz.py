@@ -6,9 +6,9 @@ import random
 
 import orjson
 
-from app.ingest.headers import KEY_ID, REPLAY_SOURCE
+from app.contract.errors import ERROR_CODES, Rejection
+from app.contract.headers import KEY_ID, REPLAY_SOURCE
 from app.ingest.pipeline import Accepted, RawRecord
-from app.ingest.rejection import ERROR_CODES, Rejection
 from app.ingest.steps.properties import check_properties
 from tests.unit.pipeline_support import PROJECT, TOPIC, record, run
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.ingest.headers import KEY_ID, REPLAY_SOURCE
+from app.contract.headers import KEY_ID, REPLAY_SOURCE
 from app.ingest.pipeline import keen_id_for
 from app.ingest.steps.keen import format_timestamp
 from tests.unit.pipeline_support import OTHER_PROJECT, PROJECT, TOPIC, accept, reject

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.ingest.headers import KEY_ID
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
+from app.contract.headers import KEY_ID, last_header
 
 if TYPE_CHECKING:
     from app.ingest.pipeline import KeyInfo, Lookup
@@ -29,7 +29,7 @@ def check_access(
             "The project does not exist or is disabled; check the project id you produce to.",
             {"project_id": project_id},
         )
-    raw = _last_header(headers, KEY_ID)
+    raw = last_header(headers, KEY_ID)
     if raw is None:
         return None
     try:
@@ -46,12 +46,3 @@ def check_access(
             {"key_id": key_id[:64]},
         )
     return key
-
-
-def _last_header(headers: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
-    # The last one wins, as in the worker, so a trusted producer's stamp appended after
-    # any stray copy is the one that counts.
-    for header_name, value in reversed(headers):
-        if header_name == name and value is not None:
-            return value
-    return None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
 from app.ingest.steps.properties import name_problem
 
 if TYPE_CHECKING:

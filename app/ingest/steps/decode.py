@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
 
 _JSON_TYPE_NAMES = {
     list: "an array",

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from dateutil.parser import isoparse
 
-from app.ingest.headers import REPLAY_SOURCE
-from app.ingest.rejection import Rejection
-from app.kafka.topics import parse_inbound
+from app.contract.errors import Rejection
+from app.contract.headers import REPLAY_SOURCE, last_header
+from app.contract.topics import parse_inbound, parse_record_source
 
 if TYPE_CHECKING:
     from app.ingest.pipeline import RawRecord
@@ -150,18 +150,16 @@ def _batch_clock(now: datetime) -> tuple[datetime, str]:
 
 def _replayed_id(record: RawRecord) -> str | None:
     """The original record's id for a replay, when the header names a record of this project."""
-    raw = None
-    for name, value in reversed(record.headers):
-        if name == REPLAY_SOURCE:
-            raw = value
-            break
+    raw = last_header(record.headers, REPLAY_SOURCE)
     if not raw:
         return None
     try:
-        topic, partition, offset = raw.decode("utf-8").rsplit("/", 2)
-        partition_no, offset_no = int(partition), int(offset)
-    except (UnicodeDecodeError, ValueError):
+        parsed = parse_record_source(raw.decode("utf-8"))
+    except UnicodeDecodeError:
         return None
+    if parsed is None:
+        return None
+    topic, partition_no, offset_no = parsed
     source, here = parse_inbound(topic), parse_inbound(record.topic)
     # Only a trusted producer sets this header, but an id borrowed from another project's
     # topic could shadow that project's event in the store: never allow it.

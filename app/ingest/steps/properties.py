@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
 
 MAX_NAME_LENGTH = 256
 MAX_DEPTH = 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ingest.rejection import Rejection
+from app.contract.errors import Rejection
 
 # 900 KB, the limit named for the Kafka path (spec §1).
 MAX_EVENT_BYTES = 921_600

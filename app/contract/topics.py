@@ -1,4 +1,4 @@
-"""The one place that maps customer topic names to backend topics (a DESIGN.md contract).
+"""The one place that maps customer topic names to backend topics (docs/design.md, "Topics").
 
 customer ``purchases``      <-> backend ``in.<project_id>.purchases``
 customer ``purchases-DLQ``  <-> backend ``dlq.<project_id>.purchases``
@@ -14,10 +14,10 @@ DLQ_SUFFIX = "-DLQ"
 FALLBACK_DLQ_COLLECTION = "_invalid"
 INBOUND_PATTERN = r"^in\..*"
 
-PROJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+PROJECT_ID_RE = re.compile(r"[0-9a-f]{24}")
 # Kafka's own rule for a legal topic name; a DLQ name built from an illegal collection
 # name could not exist, so such events go to the project's fallback DLQ.
-KAFKA_TOPIC_RE = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+KAFKA_TOPIC_RE = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 def inbound_topic(project_id: str, collection: str) -> str:
@@ -26,7 +26,7 @@ def inbound_topic(project_id: str, collection: str) -> str:
 
 def dlq_topic(project_id: str, collection: str) -> str:
     name = f"{DLQ_PREFIX}{project_id}.{collection}"
-    if not collection or not KAFKA_TOPIC_RE.match(name) or collection in (".", ".."):
+    if not collection or not KAFKA_TOPIC_RE.fullmatch(name) or collection in (".", ".."):
         return f"{DLQ_PREFIX}{project_id}.{FALLBACK_DLQ_COLLECTION}"
     return name
 
@@ -37,7 +37,7 @@ def parse_inbound(topic: str) -> tuple[str, str] | None:
         return None
     rest = topic[len(INBOUND_PREFIX) :]
     project_id, sep, collection = rest.partition(".")
-    if not sep or not PROJECT_ID_RE.match(project_id):
+    if not sep or not PROJECT_ID_RE.fullmatch(project_id):
         return None
     return project_id, collection
 
@@ -46,10 +46,31 @@ def parse_dlq(topic: str) -> tuple[str, str] | None:
     if not topic.startswith(DLQ_PREFIX):
         return None
     project_id, sep, collection = topic[len(DLQ_PREFIX) :].partition(".")
-    if not sep or not PROJECT_ID_RE.match(project_id):
+    if not sep or not PROJECT_ID_RE.fullmatch(project_id):
         return None
     return project_id, collection
 
 
 def customer_dlq_name(collection: str) -> str:
     return f"{collection}{DLQ_SUFFIX}"
+
+
+def project_of(topic: str) -> str | None:
+    """The project of an inbound or DLQ backend topic; None for any other topic."""
+    parsed = parse_inbound(topic) or parse_dlq(topic)
+    return parsed[0] if parsed else None
+
+
+def record_source(topic: str, partition: int, offset: int) -> str:
+    """A record's coordinates as one string, as ``inbound.replay.source`` carries them."""
+    return f"{topic}/{partition}/{offset}"
+
+
+def parse_record_source(source: str) -> tuple[str, int, int] | None:
+    """``topic/partition/offset`` -> its parts; None when malformed (a header is client data)."""
+    topic, _, rest = source.rpartition("/")
+    topic, _, partition = topic.rpartition("/")
+    try:
+        return topic, int(partition), int(rest)
+    except ValueError:
+        return None

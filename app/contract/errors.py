@@ -1,4 +1,5 @@
-"""A rejected event: a stable code (DESIGN.md contract), the pipeline stage, a message, a detail."""
+"""A rejected event: a stable code, the stage that refused it, a message, a detail
+(docs/design.md, "Error codes")."""
 
 from __future__ import annotations
 
