@@ -1,4 +1,4 @@
-"""Step 8: run the add-ons the event asks for in ``keen.addons`` (spec §4).
+"""Step 8: run the add-ons the event asks for in ``keen.addons``.
 
 Every entry is checked before any add-on runs, so a malformed list refuses the event
 without half-enriching it. Entries run in list order, so an add-on may read what an

@@ -1,4 +1,4 @@
-"""Step 7: merge the writing key's autofill into the event (spec §5).
+"""Step 7: merge the writing key's autofill into the event.
 
 Deep merge where the event's own values win: autofill only fills properties the event
 lacks, descending into objects present on both sides. ``keen`` is never autofilled.

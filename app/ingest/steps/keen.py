@@ -1,4 +1,4 @@
-"""Step 6: the server-side ``keen`` object (spec §3).
+"""Step 6: the server-side ``keen`` object.
 
 A client may send ``keen.timestamp`` (ISO-8601, normalised to UTC) and ``keen.addons``;
 anything else under ``keen`` is refused as `reserved_property`. A null ``keen.timestamp`` or

@@ -1,4 +1,4 @@
-"""Step 5: property names and nesting depth, at every level (spec §1).
+"""Step 5: property names and nesting depth, at every level.
 
 Two walks: a fast recursive one answers "all fine?" for the common clean event, and only
 when it says no does an iterative one (a stack of iterators) find the first offender, the

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from app.contract.errors import Rejection
 
-# 900 KB, the limit named for the Kafka path (spec §1).
+# 900 KB, the limit Keen names for its Kafka inbound path.
 MAX_EVENT_BYTES = 921_600
 
 
 def check_size(value: bytes | None) -> Rejection | None:
     if not value:
-        # A tombstone or empty record carries no event at all; to the customer it reads as
-        # "this is not JSON", which is the most useful thing to say about it.
+        # A tombstone (null value) or an empty record carries no event at all.
         return Rejection(
-            "invalid_json",
+            "empty_value",
             "decode",
-            "The record value is empty; send one JSON object per record.",
-            {"bytes": 0},
+            "The record value is "
+            + ("null (a tombstone)" if value is None else "empty")
+            + "; send one JSON object per record.",
+            {"bytes": 0, "null": value is None},
         )
     size = len(value)
     if size > MAX_EVENT_BYTES:
