@@ -124,3 +124,22 @@ def test_batch_body_must_be_an_object_of_lists(kafka_client: TestClient, project
     h = auth(a["write_key"])
     assert kafka_client.post(url, headers=h, content=b"nope").status_code == 400
     assert kafka_client.post(url, headers=h, json={"c": {"x": 1}}).status_code == 400
+
+
+@pytest.mark.parametrize("encoded", ["x%0A", "%2E", "%2E%2E"])
+def test_collection_names_kafka_refuses_are_answered_at_once(
+    kafka_client: TestClient, projects: tuple, encoded: str
+) -> None:
+    """A trailing newline, `.` and `..`: refused by the one collection rule, never sent."""
+    import time
+
+    a, _ = projects
+    started = time.monotonic()
+    r = kafka_client.post(
+        f"/3.0/projects/{a['project_id']}/events/{encoded}",
+        headers=auth(a["write_key"]),
+        content=b"{}",
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "invalid_collection_name"
+    assert time.monotonic() - started < 10
