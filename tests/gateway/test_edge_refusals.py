@@ -26,17 +26,18 @@ from tests.gateway.helpers import client_options, consumer_for, producer_for, pu
 pytestmark = pytest.mark.kafka
 
 
-def kcat_for(seconds: float, *args: str, input: bytes | None = None) -> str:
-    """kcat's stderr after it exits or ``seconds`` pass (a refused client may keep retrying)."""
+def kcat_for(seconds: float, *args: str, input: bytes | None = None) -> tuple[str, str]:
+    """kcat's (stdout, stderr) after it exits or ``seconds`` pass (a refused client may keep
+    retrying). Consumed records go to stdout, errors to stderr: check each where it goes."""
     proc = subprocess.Popen(
         ["kcat", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _out, err = proc.communicate(input=input, timeout=seconds)
+        out, err = proc.communicate(input=input, timeout=seconds)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _out, err = proc.communicate()
-    return err.decode(errors="replace")
+        out, err = proc.communicate()
+    return out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def kcat_auth_error(edge: Edge, user: str, password: str) -> str:
@@ -95,10 +96,11 @@ async def test_consuming_an_inbound_topic_is_refused(edge: Edge, new_project) ->
     await producer.send_and_wait("purchases", b'{"x": 1}')
     await producer.stop()
     args = kcat_sasl(edge, p["project_id"], p["write_key"])
-    err = await asyncio.to_thread(
+    out, err = await asyncio.to_thread(
         kcat_for, 10, *args, "-C", "-t", "purchases", "-o", "beginning", "-e"
     )
     assert "authorization failed" in err.lower(), err[-2000:]
+    assert '{"x": 1}' not in out
 
 
 async def test_own_dlq_is_consumable_with_a_group_and_others_are_not(
@@ -153,10 +155,12 @@ async def test_own_dlq_is_consumable_with_a_group_and_others_are_not(
         await other.stop()
     args = kcat_sasl(edge, b["project_id"], b["write_key"])
     sneaky = dlq_topic(a["project_id"], "purchases")
-    err = await asyncio.to_thread(kcat_for, 10, *args, "-C", "-t", sneaky, "-o", "beginning", "-e")
+    out, err = await asyncio.to_thread(
+        kcat_for, 10, *args, "-C", "-t", sneaky, "-o", "beginning", "-e"
+    )
     # For B that name is just one of B's own (nonexistent) names: A's DLQ is unreachable.
     assert "unknown topic" in err.lower() or "authorization failed" in err.lower(), err[-2000:]
-    assert "bad-1" not in err
+    assert "bad-1" not in out and "bad-1" not in err
 
 
 async def test_transactional_producer_is_refused(edge: Edge, new_project) -> None:
@@ -204,8 +208,13 @@ def test_invalid_topic_name_is_refused(edge: Edge, new_project) -> None:
     args = kcat_sasl(edge, p["project_id"], p["write_key"])
     # The -DLQ produce is answered TOPIC_AUTHORIZATION_FAILED; librdkafka retries that until
     # its message timeout, so only the failed delivery is visible to kcat.
-    for name, expected in (("x" * 65, "invalid"), ("orders-DLQ", "delivery failed")):
-        err = kcat_for(10, *args, "-X", "message.timeout.ms=5000", "-P", "-t", name, input=b"{}\n")
+    for name, expected in (
+        ("x" * 65, "invalid"),
+        ("orders-DLQ", "delivery failed for message: local: message timed out"),
+    ):
+        _out, err = kcat_for(
+            10, *args, "-X", "message.timeout.ms=5000", "-P", "-t", name, input=b"{}\n"
+        )
         assert expected in err.lower(), err[-2000:]
 
 
