@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,8 @@ from app.store.models import ApiKey
 
 
 class KeyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     writes: dict[str, Any] | None = Field(
         default=None, examples=[{"autofill": {"source": "web"}}], description="{autofill: {...}}"
     )
@@ -31,6 +33,8 @@ class KeyOptions(BaseModel):
 
 
 class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     kind: Literal["access", "write", "read", "master"] = "access"
     name: str | None = Field(default=None, max_length=200, examples=["web frontend"])
     permitted: list[str] = Field(default_factory=list, examples=[["writes"]])

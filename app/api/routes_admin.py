@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from app.api.auth import require_admin
@@ -96,6 +96,8 @@ def admin_error(request: Request, error_id: str, actor: str = Depends(require_ad
 
 
 class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     name: str = Field(min_length=1, max_length=200, examples=["shop"])
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import DateTime, Integer, and_, column, func, select, update, values
 from starlette.concurrency import run_in_threadpool
 
@@ -170,6 +170,8 @@ def errors_summary(
 
 
 class ReplayFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     collection: str | None = None
     code: str | None = Field(default=None, examples=["invalid_timestamp"])
     status: str = Field(default="open", description="Statuses to replay (comma-separated).")
@@ -184,6 +186,7 @@ class ReplayRequest(BaseModel):
     limit: int = Field(default=100, ge=1, le=10000, description="Most errors per call.")
 
     model_config = {
+        "extra": "forbid",  # {"filter": {"error_ids": ...}} must not match everything
         "json_schema_extra": {
             "examples": [
                 {"error_id": "9f3c2a7b5d1e4c6a8b0f2e4d6c8a0b1c"},
@@ -192,7 +195,7 @@ class ReplayRequest(BaseModel):
                     "dry_run": True,
                 },
             ]
-        }
+        },
     }
 
 
@@ -469,6 +472,8 @@ def error_get(request: Request, error_id: str, caller: Caller = Depends(MASTER_K
 
 
 class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     status: Literal["open", "resolved", "ignored"] = Field(examples=["resolved"])
 
 

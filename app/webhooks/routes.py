@@ -55,6 +55,8 @@ def _check_collections(value: list[str] | None) -> list[str] | None:
 
 
 class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     url: str = Field(
         max_length=2000,
         description="https:// (or http://) endpoint that receives the POSTs.",
@@ -77,6 +79,8 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     url: str | None = Field(default=None, max_length=2000)
     event_types: list[str] | None = Field(default=None, examples=[["ingest.failed"]])
     collections: list[str] | None = Field(default=None, max_length=MAX_COLLECTIONS)
@@ -92,6 +96,8 @@ class WebhookUpdate(BaseModel):
 
 
 class RotateSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
+
     previous_valid_seconds: int = Field(
         default=int(registry.DEFAULT_ROTATION_OVERLAP.total_seconds()),
         ge=0,
