@@ -21,6 +21,7 @@ from app.kafka.broker_config import (
 )
 from app.kafka.jars import classpath, ensure_jars
 from app.kafka.prerequisites import java_executable
+from app.store.private import ensure_private_dir
 
 STATE_FILE = "cluster.json"
 
@@ -163,7 +164,7 @@ def start(
     java = java_executable()
     ensure_jars(cache_dir)
     root = cluster_dir(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(root)  # the data directory (and the broker's logs) 0700
     id_file = root / "cluster-id"
     specs = local_nodes(base_port, nodes, str(root))
     previous = id_file.read_text().strip() if id_file.exists() else ""

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import get_settings
+from app.store.private import ensure_private_file
 
 
 def _json_dumps(value: object) -> str:
@@ -24,9 +25,11 @@ _JSON_ARGS = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # The data directory 0700 and the database 0600: events and secrets are private.
+            # SQLite gives its -wal and -shm files the database file's mode.
+            ensure_private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30}, **_JSON_ARGS)
 
         @event.listens_for(engine, "connect")
