@@ -121,7 +121,7 @@ def resolve_timeframe(
     if not isinstance(value, str):
         raise QueryError("timeframe is a relative name or {start, end}")
     name = {"today": "this_day", "yesterday": "previous_day"}.get(value, value)
-    match = _RELATIVE_RE.match(name)
+    match = _RELATIVE_RE.fullmatch(name)
     if not match:
         raise QueryError(f"unknown timeframe {value!r} (e.g. this_7_days, previous_24_hours)")
     kind, count, unit = match.group(1), int(match.group(2) or 1), match.group(3)
@@ -139,7 +139,7 @@ def resolve_timeframe(
 def parse_interval(value: str) -> tuple[int, str]:
     if value in _INTERVAL_NAMES:
         return 1, _INTERVAL_NAMES[value]
-    match = _EVERY_RE.match(value)
+    match = _EVERY_RE.fullmatch(value)
     if not match or int(match.group(1)) < 1:
         raise QueryError(
             f"unknown interval {value!r} (minutely, hourly, daily, weekly, monthly, yearly, "
