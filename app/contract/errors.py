@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 ERROR_CODES: frozenset[str] = frozenset(
     {
         "event_too_large",
+        "empty_value",
         "invalid_utf8",
         "invalid_json",
         "not_an_object",

@@ -30,9 +30,9 @@ def test_ten_megabytes_is_too_large() -> None:
     reject(b'{"p":"' + b"x" * 10_000_000 + b'"}', "event_too_large")
 
 
-def test_empty_and_missing_values_are_invalid_json() -> None:
-    assert reject(None, "invalid_json").stage == "decode"
-    reject(b"", "invalid_json")
+def test_empty_and_missing_values_are_empty_value() -> None:
+    assert reject(None, "empty_value").stage == "decode"
+    assert reject(b"", "empty_value").detail == {"bytes": 0, "null": False}
 
 
 def test_invalid_utf8_is_told_apart_from_invalid_json() -> None:
