@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from app.api.problems import ApiError
 from app.api.producer import KafkaProducerHolder
 from app.settings import Settings, get_settings
 from app.store.db import engine_for, session_factory
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Kafka inbound ingest for event analytics (Keen-compatible), with a real
 dead-letter queue and error reporting.
@@ -73,6 +76,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
         return JSONResponse(
             status_code=400, content={"error_code": "InvalidParameterError", "message": message}
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # A bug or an unexpected failure: still the one JSON error shape, never plain text.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500,
+            content={
+                "error_code": "InternalServerError",
+                "message": "An internal error occurred; it has been logged.",
+            },
         )
 
     @app.middleware("http")

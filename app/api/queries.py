@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -19,10 +22,12 @@ from sqlalchemy import (
     true,
     values,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.api.query_build import (
     Filter,
+    FilterLimits,
     JsonSql,
     filters_sql,
     parse_filters,
@@ -69,13 +74,14 @@ def parse_query(
     *,
     forced_filters: list[dict],
     now: datetime | None = None,
+    limits: FilterLimits | None = None,
 ) -> Query:
     collection = params.get("event_collection")
     if not isinstance(collection, str) or not collection:
         raise QueryError("event_collection is required")
     tz = parse_timezone(params.get("timezone"))
     timeframe = resolve_timeframe(_maybe_json(params.get("timeframe")), tz, now)
-    filters = parse_filters(_maybe_json(params.get("filters")))
+    filters = parse_filters(_maybe_json(params.get("filters")), limits or FilterLimits())
     # An access key's filters are added, never replaced: the caller cannot widen them.
     filters += parse_filters(forced_filters)
     group_by = _maybe_json(params.get("group_by"))
@@ -127,6 +133,61 @@ def parse_query(
         latest=latest,
         property_names=property_names,
     )
+
+
+class QueryTimeout(Exception):
+    """The database ran a query longer than the query timeout and stopped it."""
+
+
+# SQLite calls the progress handler every this many virtual-machine instructions.
+_SQLITE_PROGRESS_STEPS = 10_000
+_PG_QUERY_CANCELED = "57014"
+
+
+@contextmanager
+def statement_timeout(session: Session, seconds: float) -> Iterator[None]:
+    """Stop the session's statements after ``seconds`` with QueryTimeout (both databases).
+
+    PostgreSQL: statement_timeout, local to the session's transaction. SQLite: a progress
+    handler on the raw connection that aborts the statement once the deadline has passed
+    (the handler is removed again before the connection goes back to the pool).
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        ms = max(1, round(seconds * 1000))
+        session.execute(
+            select(func.set_config("statement_timeout", f"{ms}ms", True))  # local to the tx
+        )
+        try:
+            yield
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _PG_QUERY_CANCELED:
+                raise QueryTimeout(f"the query ran longer than {seconds:g} s") from exc
+            raise
+        return
+    if dialect != "sqlite":
+        yield
+        return
+    raw = session.connection().connection.driver_connection
+    deadline = time.monotonic() + seconds
+    fired = False
+
+    def _abort() -> int:
+        nonlocal fired
+        if time.monotonic() > deadline:
+            fired = True
+            return 1  # non-zero: SQLite stops the statement ("interrupted")
+        return 0
+
+    raw.set_progress_handler(_abort, _SQLITE_PROGRESS_STEPS)
+    try:
+        yield
+    except DBAPIError as exc:
+        if fired:
+            raise QueryTimeout(f"the query ran longer than {seconds:g} s") from exc
+        raise
+    finally:
+        raw.set_progress_handler(None, _SQLITE_PROGRESS_STEPS)
 
 
 def _prepare(session: Session) -> str:

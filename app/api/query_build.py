@@ -4,6 +4,10 @@ SQLite: json_type / json_extract with a '$."a"."b"' path. PostgreSQL: jsonb `#>`
 text[] path and jsonb_typeof. Every comparison first checks the JSON type of the property, so
 "5" never equals 5, a string is never "greater" than a number, and PostgreSQL never has to cast
 a non-number (which would fail the whole query).
+
+Regex filters run in linear time on SQLite: REGEXP is RE2 (google-re2), which has no
+backtracking, and only patterns RE2 accepts are taken (no backreferences or lookaround).
+PostgreSQL's `~` backtracks; there the query's statement timeout bounds it (queries.py).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
+import re2
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -37,6 +43,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import array as pg_array
 
 from app.api.timeframes import QueryError, parse_instant
+from app.ingest.steps.properties import MAX_DEPTH, MAX_NAME_LENGTH
 from app.store.models import Event
 
 OPERATORS = frozenset(
@@ -59,6 +66,18 @@ OPERATORS = frozenset(
 _TIME_COLUMNS = {"keen.timestamp": Event.keen_timestamp, "keen.created_at": Event.created_at}
 _EARTH_RADIUS_MILES = 3958.7613
 _NAME_RE = re.compile(r'^[^"\\]+$')
+# The longest regex pattern a filter may have (characters).
+MAX_PATTERN_LENGTH = 512
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@dataclass(frozen=True)
+class FilterLimits:
+    """How much one query's filters may ask for (settings query_max_filters/_in_values)."""
+
+    max_filters: int = 50
+    max_in_values: int = 1000
 
 
 @dataclass(frozen=True)
@@ -71,17 +90,25 @@ class Filter:
 def split_path(name: object) -> list[str]:
     if not isinstance(name, str) or not name:
         raise QueryError("a property name is a non-empty string")
+    # Events nest at most MAX_DEPTH levels with names of at most MAX_NAME_LENGTH characters.
+    if len(name) > MAX_DEPTH * (MAX_NAME_LENGTH + 1):
+        raise QueryError(f"property name is longer than {MAX_DEPTH * (MAX_NAME_LENGTH + 1)}")
     parts = name.split(".")
-    if any(not p or not _NAME_RE.match(p) for p in parts):
-        raise QueryError(f"property name {name!r} is not a dotted path of property names")
+    if len(parts) > MAX_DEPTH:
+        raise QueryError(f"property name {name[:80]!r}... is deeper than {MAX_DEPTH} levels")
+    if any(not p or len(p) > MAX_NAME_LENGTH or not _NAME_RE.match(p) for p in parts):
+        raise QueryError(f"property name {name[:300]!r} is not a dotted path of property names")
     return parts
 
 
-def parse_filters(raw: object) -> list[Filter]:
+def parse_filters(raw: object, limits: FilterLimits | None = None) -> list[Filter]:
+    """The filters of a query, refused (QueryError) when malformed or over ``limits``."""
     if raw is None or raw == "":
         return []
     if not isinstance(raw, list):
         raise QueryError("filters is a list of {property_name, operator, property_value}")
+    if limits is not None and len(raw) > limits.max_filters:
+        raise QueryError(f"{len(raw)} filters; a query may have at most {limits.max_filters}")
     out: list[Filter] = []
     for item in raw:
         if not isinstance(item, dict) or "property_name" not in item or "operator" not in item:
@@ -90,7 +117,13 @@ def parse_filters(raw: object) -> list[Filter]:
         if operator not in OPERATORS:
             raise QueryError(f"unknown filter operator {operator!r}")
         split_path(item["property_name"])
-        _check_value(item.get("property_value"))
+        value = item.get("property_value")
+        if limits is not None and operator == "in" and isinstance(value, list):
+            if len(value) > limits.max_in_values:
+                raise QueryError(
+                    f"an in filter has {len(value)} values; at most {limits.max_in_values}"
+                )
+        _check_value(value)
         out.append(Filter(item["property_name"], operator, item.get("property_value")))
     return out
 
@@ -110,8 +143,9 @@ def register_sqlite_functions(dbapi_conn: sqlite3.Connection) -> None:
         if pattern is None or not isinstance(value, str):
             return None
         try:
-            return 1 if re.search(pattern, value) else 0
-        except re.error:
+            # RE2 matching is linear in the value (compiled patterns are cached).
+            return 1 if _compile_regex(pattern).search(value) else 0
+        except re2.error:
             return 0
 
     def miles(lon: float | None, lat: float | None, lon0: float, lat0: float) -> float | None:
@@ -121,6 +155,27 @@ def register_sqlite_functions(dbapi_conn: sqlite3.Connection) -> None:
 
     dbapi_conn.create_function("regexp", 2, regexp, deterministic=True)
     dbapi_conn.create_function("inbound_miles", 4, miles, deterministic=True)
+
+
+@lru_cache(maxsize=256)
+def _compile_regex(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def check_regex(pattern: object) -> str:
+    """A pattern RE2 takes (linear-time matching) and not too long, or QueryError."""
+    if not isinstance(pattern, str):
+        raise QueryError("regex takes a pattern string")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise QueryError(f"regex pattern is longer than {MAX_PATTERN_LENGTH} characters")
+    try:
+        _compile_regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise QueryError(
+            f"invalid regex (RE2 syntax; no backreferences or lookaround): {reason}"
+        ) from exc
+    return pattern
 
 
 def _haversine(lon: float, lat: float, lon0: float, lat0: float) -> float:
@@ -242,6 +297,61 @@ class JsonSql:
             return or_(self._body_contains(value), self._body_contains([value]))
         return or_(self.equals(value), self.array_has(value))
 
+    def eq_any(self, values: list[Any]) -> ColumnElement:
+        """``in``: eq with any of the values.
+
+        PostgreSQL: one containment pair per value. SQLite: a few IN lists instead, since a
+        chain of OR terms per value exceeds SQLite's expression depth (1000) long before the
+        value limit; the same JSON-type rules as eq.
+        """
+        if self.pg:
+            return or_(*(self.eq(v) for v in values))
+        numbers = [v for v in values if _is_number(v)]
+        strings = [v for v in values if isinstance(v, str)]
+        kinds = sorted(
+            {
+                "null" if v is None else "true" if v else "false"
+                for v in values
+                if v is None or isinstance(v, bool)
+            }
+        )
+        documents = [orjson.dumps(v).decode() for v in values if isinstance(v, dict | list)]
+        terms: list[ColumnElement] = []
+        if numbers:
+            terms.append(and_(self.scalar().in_(numbers), self.is_number()))
+        if strings:
+            terms.append(and_(self.scalar().in_(strings), self.is_string()))
+        if kinds:
+            terms.append(self.kind().in_(kinds))
+        if documents:
+            # Minified JSON text; only arrays and objects extract as text starting [ or {.
+            terms.append(
+                and_(
+                    self.kind().in_(("array", "object")),
+                    self.scalar().in_([func.json(d) for d in documents]),
+                )
+            )
+        if numbers or strings or kinds:
+            each = func.json_each(Event.body, self._sqlite_path()).table_valued("value", "type")
+            each = each.alias("je")
+            element: list[ColumnElement] = []
+            if numbers:
+                element.append(
+                    and_(each.c.type.in_(("integer", "real")), each.c.value.in_(numbers))
+                )
+            if strings:
+                element.append(and_(each.c.type == "text", each.c.value.in_(strings)))
+            if kinds:
+                element.append(each.c.type.in_(kinds))
+            terms.append(
+                and_(
+                    self.scalar().like("[%"),
+                    self.kind() == "array",
+                    exists(select(literal(1)).select_from(each).where(or_(*element))),
+                )
+            )
+        return or_(*terms)
+
     def _body_contains(self, leaf: Any) -> ColumnElement:
         doc = leaf
         for part in reversed(self.parts):
@@ -270,13 +380,7 @@ class JsonSql:
         return or_(and_(self.is_string(), substring), self.array_has(value))
 
     def regex(self, pattern: Any) -> ColumnElement:
-        if not isinstance(pattern, str):
-            raise QueryError("regex takes a pattern string")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise QueryError(f"invalid regex: {exc}") from exc
-        return and_(self.is_string(), self.scalar().regexp_match(pattern))
+        return and_(self.is_string(), self.scalar().regexp_match(check_regex(pattern)))
 
     def within(self, value: Any) -> ColumnElement:
         try:
@@ -342,7 +446,7 @@ def filter_sql(dialect: str, f: Filter) -> ColumnElement:
     if op == "in":
         if not isinstance(value, list) or not value:
             raise QueryError("in takes a non-empty list of values")
-        return or_(*(path.eq(v) for v in value))
+        return path.eq_any(value)
     if op == "contains":
         return path.contains(value)
     if op == "not_contains":

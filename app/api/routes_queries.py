@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import QUERY_KEY, Caller
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
-from app.api.queries import parse_query, run_count, run_extraction
+from app.api.queries import (
+    QueryTimeout,
+    parse_query,
+    run_count,
+    run_extraction,
+    statement_timeout,
+)
+from app.api.query_build import FilterLimits
 from app.api.timeframes import QueryError
 
 router = APIRouter(tags=["queries"])
@@ -88,15 +95,31 @@ _EXTRACTION_DOC = (
 
 
 def _run(request: Request, caller: Caller, params: dict[str, Any], kind: str) -> dict[str, Any]:
+    # A sync function called from sync endpoints: FastAPI runs it in its thread pool, so a
+    # slow query never holds the event loop (/healthz and the rest keep answering).
     settings = request.app.state.settings
+    limits = FilterLimits(
+        max_filters=settings.query_max_filters, max_in_values=settings.query_max_in_values
+    )
     try:
-        query = parse_query(caller.project_id, params, forced_filters=caller.forced_filters)
-        with request.app.state.session_factory() as session:
+        query = parse_query(
+            caller.project_id, params, forced_filters=caller.forced_filters, limits=limits
+        )
+        with (
+            request.app.state.session_factory() as session,
+            statement_timeout(session, settings.query_timeout_seconds),
+        ):
             if kind == "count":
                 return run_count(session, query, max_buckets=settings.query_max_buckets)
             return run_extraction(session, query, max_events=settings.query_extraction_limit)
     except QueryError as exc:
         raise ApiError(400, "InvalidQueryError", str(exc)) from exc
+    except QueryTimeout as exc:
+        raise ApiError(
+            503,
+            "QueryTimeoutError",
+            f"{exc}; narrow the timeframe or the filters",
+        ) from exc
 
 
 def _get_params(

@@ -115,6 +115,17 @@ class Settings(BaseSettings):
         default=100000,
         description="Most events one extraction returns (with `latest`, at most this many).",
     )
+    query_max_filters: int = Field(
+        default=50, description="Most filters one query may have (an access key's own not counted)."
+    )
+    query_max_in_values: int = Field(
+        default=1000, description="Most values in the list of one `in` filter."
+    )
+    query_timeout_seconds: float = Field(
+        default=10.0,
+        description="Longest a count or extraction may run in the database before it is "
+        "stopped and answered 503 QueryTimeoutError (s).",
+    )
     replay_cap: int = Field(
         default=3, description="Times one rejected event may be replayed (no replay loops)."
     )
