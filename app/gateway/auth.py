@@ -13,10 +13,13 @@ from app.store.keys import can_write, hash_key
 from app.store.models import ApiKey, Project
 
 AUTH_FAILED = (
-    "Authentication failed: the username must be a project id and the password that "
-    "project's master key, write key or an access key with writes enabled"
+    "Authentication failed: wrong project id or key, or the key may not write events (the "
+    "username must be a project id and the password that project's master key, write key or "
+    "an access key with writes enabled)"
 )
-NOT_WRITER = "Authentication failed: this key may not write events (it needs the writes permission)"
+# A read key gets the same answer as a wrong password: the gateway does not confirm to a
+# guesser that a secret is a real key.
+NOT_WRITER = AUTH_FAILED
 PROJECT_INACTIVE = "Authentication failed: the project is disabled"
 
 

@@ -15,6 +15,7 @@ from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
 
 from app.gateway import errors
+from app.gateway.creation import Refusal, create_collections
 from app.gateway.naming import Kind
 from app.gateway.session import GATEWAY_NODE_ID, Reply, Session
 from app.gateway.wire import RequestHeader
@@ -85,15 +86,29 @@ async def handle_metadata(session: Session, header: RequestHeader, req: Any) -> 
                 or found[m.backend].error_code == errors.UNKNOWN_TOPIC_OR_PARTITION
             )
         ]
+        refused: dict[str, Refusal] = {}
         if missing and auto_create:
             # First use of a valid name creates the collection: no admin rights needed.
-            await backend.ensure_topics(missing)
-            resp = await backend.refresh(missing)
-            found.update({t.name: t for t in resp.topics})
+            refused = await create_collections(session, missing)
+            created = [n for n in missing if n not in refused]
+            if created:
+                resp = await backend.refresh(created)
+                found.update({t.name: t for t in resp.topics})
         for name in requested:
             m = mapped.get(name) if name is not None else None
             if m is None or m.kind is Kind.INVALID:
                 out.append(_topic(name or "", errors.INVALID_TOPIC_EXCEPTION))
+                continue
+            refusal = refused.get(m.backend)  # type: ignore[arg-type]
+            if refusal is not None:
+                # Metadata has no error message; a client stops at INVALID_TOPIC at once (a
+                # Produce to the name says why: POLICY_VIOLATION with a message).
+                code = (
+                    errors.INVALID_TOPIC_EXCEPTION
+                    if refusal.code == errors.POLICY_VIOLATION
+                    else refusal.code
+                )
+                out.append(_topic(name, code))
                 continue
             t = found.get(m.backend)
             if t is None:

@@ -13,6 +13,7 @@ from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 from app.gateway import errors
 from app.gateway.backend import BackendError
+from app.gateway.creation import Refusal, create_collections
 from app.gateway.naming import Kind
 from app.gateway.records import BatchRefused, stamp_records
 from app.gateway.session import Reply, Session
@@ -101,10 +102,13 @@ async def handle_produce(session: Session, header: RequestHeader, req: Any) -> R
 
     leaders = await session.backend.leaders(list(wanted.values())) if wanted else {}
     missing = [b for b in wanted.values() if b not in leaders]
+    refused: dict[str, Refusal] = {}
     if missing:
         # The first produce to a new valid name creates the collection's topic.
-        await session.backend.ensure_topics(missing)
-        leaders.update(await session.backend.leaders(missing))
+        refused = await create_collections(session, missing)
+        created = [b for b in missing if b not in refused]
+        if created:
+            leaders.update(await session.backend.leaders(created))
 
     # leader node -> backend topic -> [(partition, stamped records)]
     by_node: dict[int, dict[str, list[tuple[int, bytes]]]] = defaultdict(lambda: defaultdict(list))
@@ -115,6 +119,11 @@ async def handle_produce(session: Session, header: RequestHeader, req: Any) -> R
         if backend_topic is None:
             continue
         customer_of[backend_topic] = t.name
+        refusal = refused.get(backend_topic)
+        if refusal is not None:
+            for p in t.partition_data:
+                results[t.name][p.index] = _result(p.index, refusal.code, refusal.message)
+            continue
         info = leaders.get(backend_topic)
         for p in t.partition_data:
             records = bytes(p.records or b"")
@@ -133,7 +142,9 @@ async def handle_produce(session: Session, header: RequestHeader, req: Any) -> R
                 results[t.name][p.index] = _result(p.index, errors.LEADER_NOT_AVAILABLE)
                 continue
             try:
-                stamped = stamp_records(records, principal.key_id)
+                stamped = stamp_records(
+                    records, principal.key_id, session.ctx.limits.max_decompressed_bytes
+                )
             except BatchRefused as exc:
                 results[t.name][p.index] = _result(p.index, exc.code, str(exc))
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 
 class ProduceQuota:
@@ -27,3 +28,41 @@ class ProduceQuota:
         if tokens >= 0:
             return 0
         return int(-tokens * 1000 / self.rate) + 1
+
+
+class AuthFailures:
+    """Failed logins per client address in the last minute (a sliding window)."""
+
+    WINDOW = 60.0
+    # Past this many tracked addresses, ones with no failure in the window are dropped.
+    _PRUNE_AT = 10000
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        times = self._failures.get(address)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.WINDOW:
+            times.popleft()
+        return times
+
+    def blocked(self, address: str) -> bool:
+        """True when ``address`` has used up its failed logins for now."""
+        if self.per_minute <= 0:
+            return False
+        times = self._recent(address, time.monotonic())
+        return times is not None and len(times) >= self.per_minute
+
+    def record(self, address: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) >= self._PRUNE_AT:
+            for key in list(self._failures):
+                if not self._recent(key, now):
+                    del self._failures[key]
+        times = self._failures.setdefault(address, deque())
+        times.append(now)
+        if len(times) > max(self.per_minute, 1):
+            times.popleft()

@@ -13,8 +13,8 @@ from kafka.protocol.api_key import ApiKey
 from app.gateway import cluster, consume, produce, refusals
 from app.gateway.auth import KeyVerifier
 from app.gateway.backend import Backend
-from app.gateway.ratelimit import ProduceQuota
-from app.gateway.session import GatewayContext, Handler, Session
+from app.gateway.ratelimit import AuthFailures, ProduceQuota
+from app.gateway.session import EdgeLimits, GatewayContext, Handler, Session
 from app.gateway.versions import advertised
 from app.settings import Settings
 from app.store.db import engine_for
@@ -94,6 +94,7 @@ class Gateway:
         self.plain_port: int | None = None
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task] = set()
+        self._per_address: dict[str, int] = {}
         self.ctx: GatewayContext | None = None
 
     async def start(self) -> None:
@@ -106,13 +107,30 @@ class Gateway:
             versions=advertised(self.backend.versions),
             cluster_id=CLUSTER_ID,
             message_max_bytes=MESSAGE_MAX_BYTES,
+            limits=EdgeLimits(
+                max_preauth_bytes=s.gateway_max_preauth_bytes,
+                max_request_bytes=s.gateway_max_request_bytes,
+                idle_seconds=s.gateway_idle_seconds,
+                frame_seconds=s.gateway_frame_seconds,
+                auth_seconds=s.gateway_auth_seconds,
+                max_decompressed_bytes=s.gateway_max_decompressed_bytes,
+                auth_failure_delay_seconds=s.gateway_auth_failure_delay_seconds,
+                max_collections=s.gateway_max_collections,
+                max_topics_created_per_request=s.gateway_max_topics_created_per_request,
+            ),
+            auth_failures=AuthFailures(s.gateway_auth_failures_per_minute),
         )
         host = s.gateway_host
         public = s.gateway_advertised_host or host
         cert, key = tls_files(s)
         tls = server_ssl_context(cert, key)
         server = await asyncio.start_server(
-            self._acceptor(public, lambda: self.tls_port), host, s.gateway_port, ssl=tls
+            self._acceptor(public, lambda: self.tls_port),
+            host,
+            s.gateway_port,
+            ssl=tls,
+            # A client that never finishes TLS is dropped as one that never finishes SASL.
+            ssl_handshake_timeout=s.gateway_auth_seconds,
         )
         self.tls_port = server.sockets[0].getsockname()[1]
         self._servers.append(server)
@@ -137,6 +155,14 @@ class Gateway:
     def _acceptor(self, public_host: str, port_of):  # noqa: ANN001, ANN202 - asyncio callback
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             assert self.ctx is not None
+            peer = writer.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+            limit = self.settings.gateway_max_connections_per_ip
+            if limit > 0 and self._per_address.get(address, 0) >= limit:
+                log.warning("closing %s: already %s connections from %s", peer, limit, address)
+                writer.close()
+                return
+            self._per_address[address] = self._per_address.get(address, 0) + 1
             session = Session(self.ctx, reader, writer, (public_host, port_of()), HANDLERS)
             task = asyncio.current_task()
             assert task is not None
@@ -145,6 +171,11 @@ class Gateway:
                 await session.run()
             finally:
                 self._sessions.discard(task)
+                left = self._per_address.get(address, 1) - 1
+                if left > 0:
+                    self._per_address[address] = left
+                else:
+                    self._per_address.pop(address, None)
 
         return accept
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka.protocol.api_key import ApiKey
@@ -22,11 +23,14 @@ from kafka.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
 from app.gateway import errors
 from app.gateway.auth import KeyVerifier, PlainError, Principal, parse_plain
 from app.gateway.backend import Backend, BackendError, SessionLinks
+from app.gateway.logsafe import shown
 from app.gateway.naming import ProjectNames
-from app.gateway.ratelimit import ProduceQuota
+from app.gateway.ratelimit import AuthFailures, ProduceQuota
 from app.gateway.versions import PRE_AUTH
 from app.gateway.wire import (
+    FrameTimeout,
     FrameTooLarge,
+    MalformedFrame,
     RequestHeader,
     decode_request,
     encode_response,
@@ -44,7 +48,25 @@ GATEWAY_NODE_ID = 1
 Reply = ApiMessage | Awaitable[ApiMessage | None] | None
 # Success of an unframed (SaslHandshake v0) exchange is a zero-length frame.
 _EMPTY_FRAME = b"\x00\x00\x00\x00"
+TOO_MANY_FAILURES = (
+    "Authentication failed: too many failed logins from this address; try again in a minute"
+)
 Handler = Callable[["Session", RequestHeader, Any], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What one client may cost the edge (the INBOUND_GATEWAY_* limits)."""
+
+    max_preauth_bytes: int = 524288
+    max_request_bytes: int = 1048588 + 65536
+    idle_seconds: float = 600.0
+    frame_seconds: float = 30.0
+    auth_seconds: float = 10.0
+    max_decompressed_bytes: int = 4 * 1024 * 1024
+    auth_failure_delay_seconds: float = 1.0
+    max_collections: int = 1000
+    max_topics_created_per_request: int = 5
 
 
 @dataclass
@@ -57,6 +79,10 @@ class GatewayContext:
     versions: dict[int, tuple[int, int]]
     cluster_id: str
     message_max_bytes: int
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
+    auth_failures: AuthFailures = field(default_factory=lambda: AuthFailures(30))
+    # Counting a project's collections and creating new ones is done one request at a time.
+    create_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class CloseConnection(Exception):
@@ -82,6 +108,8 @@ class Session:
         self.names: ProjectNames | None = None
         self.links = SessionLinks(ctx.backend, "inbound-gateway")
         self.peer = writer.get_extra_info("peername")
+        self.address = str(self.peer[0]) if isinstance(self.peer, tuple) else str(self.peer)
+        self._auth_deadline = time.monotonic() + ctx.limits.auth_seconds
         self._handshake_version: int | None = None
         self._queue: asyncio.Queue[tuple[RequestHeader | None, Reply | bytes] | None] = (
             asyncio.Queue(64)
@@ -95,8 +123,9 @@ class Session:
         writer_task = asyncio.create_task(self._write_loop())
         try:
             await self._read_loop()
+        except (FrameTooLarge, MalformedFrame, FrameTimeout) as exc:
+            log.warning("closing %s: %s", self.peer, exc)
         except (
-            FrameTooLarge,
             asyncio.IncompleteReadError,
             ConnectionError,
             CloseConnection,
@@ -117,8 +146,33 @@ class Session:
             self._writer.close()
 
     async def _read_loop(self) -> None:
+        limits = self.ctx.limits
         while True:
-            frame = await read_frame(self._reader)
+            if self.principal is None:
+                # Before authentication a frame is small and the whole exchange is short.
+                left = self._auth_deadline - time.monotonic()
+                if left <= 0:
+                    raise FrameTimeout(f"not authenticated within {limits.auth_seconds} s")
+                try:
+                    frame = await read_frame(
+                        self._reader,
+                        limits.max_preauth_bytes,
+                        idle_seconds=left,
+                        frame_seconds=min(left, limits.frame_seconds),
+                    )
+                except FrameTimeout:
+                    if time.monotonic() < self._auth_deadline:
+                        raise
+                    raise FrameTimeout(
+                        f"not authenticated within {limits.auth_seconds} s"
+                    ) from None
+            else:
+                frame = await read_frame(
+                    self._reader,
+                    limits.max_request_bytes,
+                    idle_seconds=limits.idle_seconds,
+                    frame_seconds=limits.frame_seconds,
+                )
             if frame is None:
                 return
             if self._handshake_version == 0:
@@ -127,7 +181,13 @@ class Session:
                 continue
             header = parse_request_header(frame)
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("%s: API %s v%s", self.peer, header.api_key, header.api_version)
+                log.debug(
+                    "%s: API %s v%s client %s",
+                    self.peer,
+                    header.api_key,
+                    header.api_version,
+                    shown(header.client_id),
+                )
             reply = await self._dispatch(header, frame)
             if reply is not None:
                 await self._queue.put((header, reply))
@@ -236,15 +296,29 @@ class Session:
         return SaslHandshakeResponse(error_code=errors.NONE, mechanisms=["PLAIN"])
 
     async def _authenticate(self, token: bytes) -> str | None:
-        """None on success, else the failure message."""
+        """None on success, else the failure message (after the failure delay)."""
+        failures = self.ctx.auth_failures
+        if failures.blocked(self.address):
+            # Refused at once, without looking the key up; the connection is closed after.
+            log.info("too many failed logins from %s: refused", self.peer)
+            return TOO_MANY_FAILURES
         try:
             username, password = parse_plain(token)
         except PlainError as exc:
-            return f"Authentication failed: {exc}"
-        result = await self.ctx.verifier.authenticate(username, password)
-        if isinstance(result, str):
-            log.info("authentication failed for %s from %s: %s", username, self.peer, result)
-            return result
+            failure = f"Authentication failed: {exc}"
+            username = None
+        else:
+            result = await self.ctx.verifier.authenticate(username, password)
+            if not isinstance(result, str):
+                return self._authenticated(result)
+            failure = result
+        failures.record(self.address)
+        log.info("authentication failed for %s from %s: %s", shown(username), self.peer, failure)
+        # A guesser waits for each answer (the connection is closed after it anyway).
+        await asyncio.sleep(self.ctx.limits.auth_failure_delay_seconds)
+        return failure
+
+    def _authenticated(self, result: Principal) -> None:
         self.principal = result
         self.names = ProjectNames(result.project_id)
         log.info(

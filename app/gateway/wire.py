@@ -13,26 +13,12 @@ import struct
 from dataclasses import dataclass
 
 from kafka.protocol.admin import (
-    AlterConfigsRequest,
-    AlterConfigsResponse,
-    CreateAclsRequest,
-    CreateAclsResponse,
     CreatePartitionsRequest,
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
-    DeleteAclsRequest,
-    DeleteAclsResponse,
-    DeleteRecordsRequest,
-    DeleteRecordsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
-    DescribeAclsRequest,
-    DescribeAclsResponse,
-    DescribeConfigsRequest,
-    DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
 )
 from kafka.protocol.api_key import ApiKey
 from kafka.protocol.api_message import ApiMessage
@@ -103,23 +89,13 @@ MESSAGES: dict[int, tuple[type[ApiMessage], type[ApiMessage]]] = {
     ApiKey.ApiVersions: (ApiVersionsRequest, ApiVersionsResponse),
     ApiKey.CreateTopics: (CreateTopicsRequest, CreateTopicsResponse),
     ApiKey.DeleteTopics: (DeleteTopicsRequest, DeleteTopicsResponse),
-    ApiKey.DeleteRecords: (DeleteRecordsRequest, DeleteRecordsResponse),
     ApiKey.InitProducerId: (InitProducerIdRequest, InitProducerIdResponse),
     ApiKey.AddPartitionsToTxn: (AddPartitionsToTxnRequest, AddPartitionsToTxnResponse),
     ApiKey.AddOffsetsToTxn: (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse),
     ApiKey.EndTxn: (EndTxnRequest, EndTxnResponse),
     ApiKey.TxnOffsetCommit: (TxnOffsetCommitRequest, TxnOffsetCommitResponse),
-    ApiKey.DescribeAcls: (DescribeAclsRequest, DescribeAclsResponse),
-    ApiKey.CreateAcls: (CreateAclsRequest, CreateAclsResponse),
-    ApiKey.DeleteAcls: (DeleteAclsRequest, DeleteAclsResponse),
-    ApiKey.DescribeConfigs: (DescribeConfigsRequest, DescribeConfigsResponse),
-    ApiKey.AlterConfigs: (AlterConfigsRequest, AlterConfigsResponse),
     ApiKey.SaslAuthenticate: (SaslAuthenticateRequest, SaslAuthenticateResponse),
     ApiKey.CreatePartitions: (CreatePartitionsRequest, CreatePartitionsResponse),
-    ApiKey.IncrementalAlterConfigs: (
-        IncrementalAlterConfigsRequest,
-        IncrementalAlterConfigsResponse,
-    ),
 }
 
 _HEADER = struct.Struct(">hhih")
@@ -165,6 +141,16 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def parse_request_header(frame: bytes) -> RequestHeader:
     """Header v1 (or v2 with tagged fields for flexible versions) of one request frame."""
+    try:
+        header = _parse_request_header(frame)
+    except (struct.error, IndexError, ValueError) as exc:
+        raise MalformedFrame(f"malformed request header ({len(frame)} bytes): {exc}") from None
+    if header.body_offset > len(frame):
+        raise MalformedFrame(f"malformed request header ({len(frame)} bytes)")
+    return header
+
+
+def _parse_request_header(frame: bytes) -> RequestHeader:
     api_key, api_version, correlation_id, id_len = _HEADER.unpack_from(frame, 0)
     pos = _HEADER.size
     client_id = None
@@ -183,7 +169,13 @@ def parse_request_header(frame: bytes) -> RequestHeader:
 def decode_request(header: RequestHeader, frame: bytes) -> ApiMessage:
     cls = request_class(header.api_key)
     assert cls is not None
-    return cls.decode(memoryview(frame)[header.body_offset :], version=header.api_version)
+    try:
+        return cls.decode(memoryview(frame)[header.body_offset :], version=header.api_version)
+    except Exception as exc:
+        raise MalformedFrame(
+            f"malformed API {header.api_key} v{header.api_version} request body: "
+            f"{type(exc).__name__}"
+        ) from None
 
 
 def _ensure_header_slot(message: ApiMessage) -> None:
@@ -239,15 +231,42 @@ class FrameTooLarge(Exception):
     pass
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
-    """One frame's payload, or None at a clean end of stream."""
+class MalformedFrame(Exception):
+    """A request frame that is not a Kafka request (too short, bad header or body)."""
+
+
+class FrameTimeout(Exception):
+    """The client was silent too long, or sent part of a frame and stalled."""
+
+
+async def read_frame(
+    reader: asyncio.StreamReader,
+    max_bytes: int = MAX_FRAME_BYTES,
+    *,
+    idle_seconds: float | None = None,
+    frame_seconds: float | None = None,
+) -> bytes | None:
+    """One frame's payload, or None at a clean end of stream.
+
+    The size is checked from the 4-byte prefix before any of the body is read, so a hostile
+    length never makes us buffer it. ``idle_seconds`` bounds the wait for a frame's first byte,
+    ``frame_seconds`` the time from that byte to the frame's last one.
+    """
     try:
-        size_bytes = await reader.readexactly(4)
+        try:
+            async with asyncio.timeout(idle_seconds):
+                first = await reader.readexactly(1)
+        except TimeoutError:
+            raise FrameTimeout(f"no request for {idle_seconds} s") from None
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise
         return None
-    (size,) = _SIZE.unpack(size_bytes)
-    if size < 0 or size > MAX_FRAME_BYTES:
-        raise FrameTooLarge(f"frame of {size} bytes")
-    return await reader.readexactly(size)
+    try:
+        async with asyncio.timeout(frame_seconds):
+            (size,) = _SIZE.unpack(first + await reader.readexactly(3))
+            if size < 0 or size > max_bytes:
+                raise FrameTooLarge(f"frame of {size} bytes (limit {max_bytes})")
+            return await reader.readexactly(size)
+    except TimeoutError:
+        raise FrameTimeout(f"frame not complete within {frame_seconds} s") from None

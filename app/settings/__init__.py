@@ -162,6 +162,60 @@ class Settings(BaseSettings):
         description="Seconds the Kafka edge caches a key lookup: a revoked key stops working "
         "within this time, on open connections too.",
     )
+    gateway_max_preauth_bytes: int = Field(
+        default=524288,
+        description="Largest request frame the Kafka edge reads before SASL authentication "
+        "(bytes, as Kafka's 512 KB for SASL); a larger length prefix closes the connection.",
+    )
+    gateway_max_request_bytes: int = Field(
+        default=1048588 + 65536,
+        description="Largest request frame the Kafka edge reads after authentication (bytes): "
+        "message.max.bytes (1048588) plus room for the request's header and topic names.",
+    )
+    gateway_idle_seconds: float = Field(
+        default=600.0,
+        description="Seconds a Kafka edge connection may be silent between requests before it "
+        "is closed.",
+    )
+    gateway_frame_seconds: float = Field(
+        default=30.0,
+        description="Seconds the Kafka edge waits for the rest of a request frame once its "
+        "first bytes arrived; a slower (or stalled) client is disconnected.",
+    )
+    gateway_auth_seconds: float = Field(
+        default=10.0,
+        description="Seconds a new Kafka edge connection has to finish TLS and SASL "
+        "authentication before it is closed.",
+    )
+    gateway_max_connections_per_ip: int = Field(
+        default=100,
+        description="Most open Kafka edge connections from one client address; more are "
+        "closed on accept. 0 means unlimited.",
+    )
+    gateway_max_decompressed_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        description="Largest size one compressed record batch may have once decompressed "
+        "(bytes); checked while decompressing, a larger batch is refused (CORRUPT_MESSAGE).",
+    )
+    gateway_auth_failure_delay_seconds: float = Field(
+        default=1.0,
+        description="Seconds the Kafka edge waits before answering a failed authentication.",
+    )
+    gateway_auth_failures_per_minute: int = Field(
+        default=30,
+        description="Failed Kafka edge logins one client address may make per minute; beyond "
+        "it, further attempts are refused at once and the connection closed. 0 means unlimited.",
+    )
+    gateway_max_collections: int = Field(
+        default=1000,
+        description="Most collections (in.<project>.* backend topics) one project may have; "
+        "the Kafka edge refuses to create more (POLICY_VIOLATION / INVALID_TOPIC).",
+    )
+    gateway_max_topics_created_per_request: int = Field(
+        default=5,
+        description="Most new collections one Metadata or Produce request may create through "
+        "the Kafka edge; the others get an error and may be retried in a later request.",
+    )
 
     @property
     def effective_database_url(self) -> str:
