@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token for /admin/... (support staff); unset disables /admin.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        description="Key (16+ characters) that encrypts webhook signing secrets in the "
+        "database; unset means one generated once into <data_dir>/secret.key (mode 0600). "
+        "Keep it: without it stored webhook secrets cannot be read.",
+    )
     worker_batch_size: int = Field(
         default=2000, description="Most records the worker takes per batch."
     )

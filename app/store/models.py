@@ -136,10 +136,10 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list] = mapped_column(JsonType, default=list)
     collections: Mapped[list | None] = mapped_column(JsonType)
-    # Kept in clear: signing needs the secret itself (Standard Webhooks `whsec_...`).
-    secret: Mapped[str] = mapped_column(String(100))
+    # Sealed with Fernet ("fernet:..."; app.store.secret_box); older rows in clear are still read.
+    secret: Mapped[str] = mapped_column(String(255))
     # After a rotation the old secret also signs until it expires, so receivers can roll over.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.store.models import Notification, Webhook, WebhookAttempt, WebhookDelivery
+from app.store.secret_box import SecretBox
 from app.webhooks.events import WEBHOOK_DISABLED, as_utc, iso
 from app.webhooks.schedule import parse_retry_after, retry_delay
 from app.webhooks.signing import webhook_headers
@@ -82,14 +83,15 @@ def body_bytes(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def live_secrets(hook: Webhook, now: datetime) -> tuple[str, ...]:
+def live_secrets(hook: Webhook, now: datetime, box: SecretBox) -> tuple[str, ...]:
+    """The secrets that sign now, opened (the rows hold them sealed)."""
     if (
         hook.previous_secret
         and hook.previous_secret_expires_at
         and as_utc(hook.previous_secret_expires_at) > now
     ):
-        return (hook.secret, hook.previous_secret)
-    return (hook.secret,)
+        return (box.open(hook.secret), box.open(hook.previous_secret))
+    return (box.open(hook.secret),)
 
 
 def redact_url(url: str) -> str:
@@ -101,7 +103,9 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+def claim_due(
+    session: Session, now: datetime, limit: int, lease: timedelta, box: SecretBox
+) -> list[Job]:
     """Take up to ``limit`` due deliveries of active webhooks, leasing them until now+lease.
 
     SKIP LOCKED keeps two PostgreSQL dispatchers apart; the conditional UPDATE also keeps
@@ -150,7 +154,7 @@ def claim_due(session: Session, now: datetime, limit: int, lease: timedelta) -> 
             delivery_id=d.id,
             webhook_id=h.id,
             url=h.url,
-            secrets=live_secrets(h, now),
+            secrets=live_secrets(h, now, box),
             body=body_bytes(d.payload),
             attempts=d.attempts,
         )

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
+from app.store.secret_box import box_for
 from app.webhooks.delivery import Job, Limits, Outcome, Policy, claim_due, record_outcome, send
 from app.webhooks.outbox import BatchWindows, OutboxRace, dispatch_outbox
 from app.webhooks.url_safety import delivery_transport
@@ -106,7 +107,7 @@ class Dispatcher:
     def claim(self, limit: int) -> list[Job]:
         now = self.clock()
         with session_scope(self.engine) as session:
-            return claim_due(session, now, limit, self.limits.lease)
+            return claim_due(session, now, limit, self.limits.lease, box_for(self.settings))
 
     def record(self, job: Job, outcome: Outcome) -> str:
         with session_scope(self.engine) as session:

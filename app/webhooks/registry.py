@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store.models import Webhook, WebhookAttempt, WebhookDelivery
+from app.store.secret_box import SecretBox
 from app.webhooks.events import WEBHOOK_TEST, envelope, iso
 from app.webhooks.outbox import add_delivery
 from app.webhooks.signing import generate_secret
@@ -81,7 +82,10 @@ def create_webhook(
     event_types: list[str],
     collections: list[str] | None,
     now: datetime,
+    box: SecretBox | None,
 ) -> tuple[Webhook, str]:
+    """A new webhook and its secret (in clear, to show once); the row holds it sealed by
+    ``box`` (None stores it in clear, as rows written before encryption: tests only)."""
     secret = generate_secret()
     hook = Webhook(
         id=new_webhook_id(),
@@ -89,7 +93,7 @@ def create_webhook(
         url=url,
         event_types=sorted(set(event_types)),
         collections=sorted(set(collections)) if collections else None,
-        secret=secret,
+        secret=box.seal(secret) if box is not None else secret,
         is_active=True,
         disabled_reason=None,
         consecutive_failures=0,
@@ -123,15 +127,16 @@ def enable(hook: Webhook, now: datetime) -> None:
     hook.updated_at = now
 
 
-def rotate_secret(hook: Webhook, overlap: timedelta, now: datetime) -> str:
+def rotate_secret(hook: Webhook, overlap: timedelta, now: datetime, box: SecretBox) -> str:
     secret = generate_secret()
     if overlap > timedelta(0):
-        hook.previous_secret = hook.secret
+        # Sealed too if it was a plaintext row from before encryption.
+        hook.previous_secret = box.seal(box.open(hook.secret))
         hook.previous_secret_expires_at = now + overlap
     else:
         hook.previous_secret = None
         hook.previous_secret_expires_at = None
-    hook.secret = secret
+    hook.secret = box.seal(secret)
     hook.updated_at = now
     return secret
 

@@ -17,6 +17,7 @@ from app.api.auth import MASTER_KEY, Caller
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.settings import Settings
 from app.store.models import WebhookDelivery
+from app.store.secret_box import box_for
 from app.webhooks import registry
 from app.webhooks.delivery import (
     Job,
@@ -236,7 +237,13 @@ def create(
     _check_url(request, body.url)
     with request.app.state.session_factory.begin() as session:
         hook, secret = registry.create_webhook(
-            session, project_id, body.url, body.event_types, body.collections, _now()
+            session,
+            project_id,
+            body.url,
+            body.event_types,
+            body.collections,
+            _now(),
+            box_for(_settings(request)),
         )
         return registry.webhook_view(hook, secret=secret)
 
@@ -345,7 +352,10 @@ def rotate(
         if hook is None:
             raise _not_found()
         secret = registry.rotate_secret(
-            hook, timedelta(seconds=body.previous_valid_seconds), _now()
+            hook,
+            timedelta(seconds=body.previous_valid_seconds),
+            _now(),
+            box_for(_settings(request)),
         )
         session.flush()
         return registry.webhook_view(hook, secret=secret)
@@ -386,7 +396,7 @@ async def test_ping(
                 delivery_id,
                 hook.id,
                 hook.url,
-                live_secrets(hook, now),
+                live_secrets(hook, now, box_for(settings)),
                 body_bytes(delivery.payload),
                 0,
             )

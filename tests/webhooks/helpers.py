@@ -48,7 +48,14 @@ def new_webhook(
 ) -> tuple[str, str]:
     with Session(engine) as session, session.begin():
         hook, secret = create_webhook(
-            session, project_id, url, event_types, collections, datetime.now(UTC)
+            # box=None: the secret in clear, as rows written before encryption (still read).
+            session,
+            project_id,
+            url,
+            event_types,
+            collections,
+            datetime.now(UTC),
+            box=None,
         )
         return hook.id, secret
 
