@@ -26,8 +26,16 @@ from app.api.key_admin import KeyCreate, KeyCreated, KeyView, list_keys, make_ke
 from app.api.problems import ApiError, error_responses
 from app.api.routes_errors import Reconciliation, reconcile
 from app.api.timeframes import iso
-from app.store.models import AuditEntry, IngestCounter, IngestError, Project, StreamPause
+from app.store.models import (
+    AuditEntry,
+    IngestCounter,
+    IngestError,
+    Notification,
+    Project,
+    StreamPause,
+)
 from app.store.projects import create_project
+from app.webhooks.events import DLQ_RESUMED
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN_ERRORS = (400, 401, 404, 503)
@@ -331,6 +339,20 @@ def admin_resume(
                 action="stream.resume",
                 project_id=project_id,
                 target=f"{pause.topic}/{pause.partition}",
+            )
+        )
+        # Webhooks get dlq.resumed, as for `inbound dlq resume` (same payload shape).
+        session.add(
+            Notification(
+                project_id=project_id,
+                type=DLQ_RESUMED,
+                created_at=pause.resumed_at,
+                payload={
+                    "collection": pause.collection,
+                    "topic": pause.collection,
+                    "partitions": [pause.partition],
+                    "resumed_by": actor,
+                },
             )
         )
         session.flush()

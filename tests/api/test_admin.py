@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.api.app import create_app
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
-from app.store.models import AuditEntry, IngestCounter, StreamPause
+from app.store.models import AuditEntry, IngestCounter, Notification, StreamPause
 from tests.api.conftest import admin, auth, insert_error
 
 
@@ -113,6 +113,20 @@ def test_search_overview_audit_and_resume(
     r = client.post(resume, headers=admin())
     assert r.status_code == 200 and r.json()["resumed_by"] == "admin"
     assert client.post(resume, headers=admin()).status_code == 409
+    # Webhooks are told, once (the 409 adds nothing), as `inbound dlq resume` tells them.
+    with session_scope(engine_for(db_url)) as s:
+        told = s.scalars(select(Notification).where(Notification.type == "dlq.resumed")).all()
+        assert [(n.project_id, n.payload) for n in told] == [
+            (
+                a["project_id"],
+                {
+                    "collection": "purchases",
+                    "topic": "purchases",
+                    "partitions": [1],
+                    "resumed_by": "admin",
+                },
+            )
+        ]
     # Another project's path does not reach this pause.
     wrong = f"/admin/projects/{b['project_id']}/pauses/{pause_id}/resume"
     assert client.post(wrong, headers=admin()).status_code == 404
