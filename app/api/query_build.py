@@ -28,6 +28,7 @@ from sqlalchemy import (
     Float,
     Text,
     and_,
+    any_,
     case,
     cast,
     exists,
@@ -185,6 +186,11 @@ def _haversine(lon: float, lat: float, lon0: float, lat0: float) -> float:
     return 2 * _EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(a)))
 
 
+def _jsonb_array(texts: list[str]) -> ColumnElement:
+    """One bound text[] parameter of JSON documents, cast to jsonb[]."""
+    return cast(literal(texts, ARRAY(Text)), ARRAY(JSONB))
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -300,12 +306,13 @@ class JsonSql:
     def eq_any(self, values: list[Any]) -> ColumnElement:
         """``in``: eq with any of the values.
 
-        PostgreSQL: one containment pair per value. SQLite: a few IN lists instead, since a
-        chain of OR terms per value exceeds SQLite's expression depth (1000) long before the
-        value limit; the same JSON-type rules as eq.
+        A few terms whatever the number of values, with the same JSON-type rules as eq: a
+        chain of OR terms per value exceeds SQLite's expression depth (1000) and takes
+        PostgreSQL (and SQLAlchemy's compiler) seconds for 1000 values. PostgreSQL: the body
+        contains any of {path: v} / {path: [v]}, as one jsonb[] parameter.
         """
         if self.pg:
-            return or_(*(self.eq(v) for v in values))
+            return self._pg_eq_any(values)
         numbers = [v for v in values if _is_number(v)]
         strings = [v for v in values if isinstance(v, str)]
         kinds = sorted(
@@ -348,6 +355,28 @@ class JsonSql:
                     self.scalar().like("[%"),
                     self.kind() == "array",
                     exists(select(literal(1)).select_from(each).where(or_(*element))),
+                )
+            )
+        return or_(*terms)
+
+    def _pg_eq_any(self, values: list[Any]) -> ColumnElement:
+        # `= ANY` of one jsonb[] parameter: PostgreSQL hashes the list (as for IN), so each
+        # row costs one lookup for its value and one per element of an array property.
+        node = self.node()
+        every = [orjson.dumps(v).decode() for v in values]
+        scalars = [orjson.dumps(v).decode() for v in values if not isinstance(v, dict | list)]
+        terms: list[ColumnElement] = [node == any_(_jsonb_array(every))]
+        if scalars:
+            array = case(
+                (func.jsonb_typeof(node) == "array", node),
+                else_=cast(literal("[]"), JSONB),
+            )
+            each = func.jsonb_array_elements(array).table_valued("value").alias("je")
+            terms.append(
+                exists(
+                    select(literal(1))
+                    .select_from(each)
+                    .where(each.c.value == any_(_jsonb_array(scalars)))
                 )
             )
         return or_(*terms)

@@ -232,3 +232,56 @@ def test_malformed_bodies_are_json_400(app_for: Callable) -> None:
     _error(r, 400, "InvalidParameterError")
     r = client.post(url, headers=headers, json={"event_collection": "p", "filters": "nope"})
     _error(r, 400, "InvalidParameterError")
+
+
+MIXED = [
+    (T0, {"v": 3}),
+    (T0, {"v": "3"}),
+    (T0, {"v": True}),
+    (T0, {"v": 1}),  # 1 is not true
+    (T0, {"v": None}),
+    (T0, {"v": [5, "x"]}),
+    (T0, {"v": {"a": 1}}),
+    (T0, {"v": [1, 2]}),
+    (T0, {"w": 3}),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([3], 1),
+        (["3"], 1),
+        ([True], 1),
+        ([None], 1),
+        ([5], 1),  # a list holding 5
+        (["x", 3.0], 2),
+        ([{"a": 1}], 1),
+        ([[1, 2]], 1),
+        ([3, "3", True, None, "x", {"a": 1}, [1, 2]], 7),
+        ([False, 4, "y"], 0),
+    ],
+)
+def test_in_keeps_the_json_types(
+    app_for: Callable, db_url: str, values: list, expected: int
+) -> None:
+    client, pid, headers = app_for()
+    insert_events(db_url, pid, "mixed", MIXED)
+    r = client.post(
+        f"/3.0/projects/{pid}/queries/count",
+        headers=headers,
+        json={"event_collection": "mixed", "filters": [_f("v", "in", values)]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"result": expected}
+    # The same as one eq per value, OR-ed (counted one by one: events are disjoint here).
+    if expected:
+        singles = 0
+        for v in values:
+            one = client.post(
+                f"/3.0/projects/{pid}/queries/count",
+                headers=headers,
+                json={"event_collection": "mixed", "filters": [_f("v", "eq", v)]},
+            )
+            singles += one.json()["result"]
+        assert singles == expected
