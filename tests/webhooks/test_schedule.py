@@ -12,7 +12,6 @@ from app.webhooks.schedule import (
     retry_delay,
 )
 
-
 # The README's promise, in its own words: "retried after 5 s, 30 s, 2 min, 10 min, 30 min, 1 h,
 # 2 h, 4 h, 8 h and 10 h (11 attempts ...) plus up to 10% jitter", "capped at 24 h".
 README_SCHEDULE = [5, 30, 2 * 60, 10 * 60, 30 * 60, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 10 * 3600]
