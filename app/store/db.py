@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import get_settings
@@ -25,7 +26,7 @@ _JSON_ARGS = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1].split("?", 1)[0]
+        path = make_url(url).database  # None or "" for an in-memory database
         if path and path != ":memory:" and not path.startswith("file:"):
             # The data directory 0700 and the database 0600: events and secrets are private.
             # SQLite gives its -wal and -shm files the database file's mode.
