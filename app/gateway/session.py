@@ -142,6 +142,11 @@ class Session:
                 await asyncio.wait_for(writer_task, 30)
             except (Exception, asyncio.CancelledError):
                 writer_task.cancel()
+            # Answers the writer never reached (it stopped early): not awaited, so closed.
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None and asyncio.iscoroutine(item[1]):
+                    item[1].close()
             self.links.close()
             self._writer.close()
 
