@@ -107,8 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_keys,
         routes_queries,
         routes_stream,
+        routes_webhooks,
     )
-    from app.webhooks.routes import router as webhooks_router
 
     app.include_router(routes_stream.router)
     app.include_router(routes_queries.router)
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)
     app.include_router(health.router)
-    app.include_router(webhooks_router)
+    app.include_router(routes_webhooks.router)
     _document_errors(app)
     return app
 
