@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.problems import ApiError
-from app.store.keys import find_key
+from app.store.keys import find_key, permits
 from app.store.models import ApiKey
 
 # Declared only so the OpenAPI document shows the schemes; the checks below read the request.
@@ -40,7 +40,7 @@ class Caller:
         return f"key:{self.key.id}"
 
     def may(self, permission: str) -> bool:
-        return self.is_master or permission in (self.key.permitted or [])
+        return permits(self.key, permission)
 
     @property
     def forced_filters(self) -> list[dict]:

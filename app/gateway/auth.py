@@ -6,11 +6,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from app.store.db import session_scope
-from app.store.keys import can_write, hash_key
-from app.store.models import ApiKey, Project
+from app.store.keys import KeyInfo, find_key_by_digest, hash_key, key_info
+from app.store.models import Project
 
 AUTH_FAILED = (
     "Authentication failed: wrong project id or key, or the key may not write events (the "
@@ -21,14 +21,6 @@ AUTH_FAILED = (
 # guesser that a secret is a real key.
 NOT_WRITER = AUTH_FAILED
 PROJECT_INACTIVE = "Authentication failed: the project is disabled"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    key_id: str
-    project_id: str
-    writes: bool
-    project_active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +56,12 @@ class KeyVerifier:
 
     def _lookup_sync(self, secret_hash: str) -> KeyInfo | None:
         with session_scope(self._engine) as session:
-            # By digest, as find_key does: the secret itself is not kept after authentication.
-            key = session.scalar(select(ApiKey).where(ApiKey.key_hash == secret_hash))
-            if key is None or not key.is_active:
+            # By digest: the secret itself is not kept after authentication.
+            key = find_key_by_digest(session, secret_hash)
+            if key is None:
                 return None
             project = session.get(Project, key.project_id)
-            return KeyInfo(
-                key_id=key.id,
-                project_id=key.project_id,
-                writes=can_write(key),
-                project_active=bool(project and project.is_active),
-            )
+            return key_info(key, project_active=bool(project and project.is_active))
 
     async def lookup(self, secret_hash: str) -> KeyInfo | None:
         now = time.monotonic()
@@ -109,15 +96,15 @@ class KeyVerifier:
             return AUTH_FAILED
         if not info.project_active:
             return PROJECT_INACTIVE
-        if not info.writes:
+        if not info.can_write:
             return NOT_WRITER
-        return Principal(project_id=info.project_id, key_id=info.key_id, key_hash=secret_hash)
+        return Principal(project_id=info.project_id, key_id=info.id, key_hash=secret_hash)
 
     async def still_valid(self, principal: Principal) -> bool:
         info = await self.lookup(principal.key_hash)
         return (
             info is not None
-            and info.writes
+            and info.can_write
             and info.project_active
             and info.project_id == principal.project_id
         )

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.ingest.pipeline import KeyInfo, ProjectInfo
-from app.store.keys import autofill_of, can_write
+from app.ingest.pipeline import ProjectInfo
+from app.store.keys import KeyInfo, key_info
 from app.store.models import ApiKey, Project
 
 
@@ -45,12 +45,7 @@ class DbLookup:
                     self._projects[pid] = (now, found.get(pid))
             if want_k:
                 found_k = {
-                    k.id: KeyInfo(
-                        id=k.id,
-                        project_id=k.project_id,
-                        can_write=can_write(k),
-                        autofill=autofill_of(k),
-                    )
+                    k.id: key_info(k)
                     for k in session.scalars(select(ApiKey).where(ApiKey.id.in_(want_k)))
                 }
                 for kid in want_k:

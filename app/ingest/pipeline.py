@@ -12,11 +12,11 @@ Each step lives in its own module under `app.ingest.steps`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from app.contract.errors import Rejection
+from app.ingest.records import Accepted, Lookup, ProjectInfo, RawRecord
 from app.ingest.steps.access import check_access
 from app.ingest.steps.addons import run_addons
 from app.ingest.steps.autofill import apply_autofill
@@ -25,6 +25,7 @@ from app.ingest.steps.decode import decode_event
 from app.ingest.steps.keen import build_keen, keen_id_for
 from app.ingest.steps.properties import check_properties
 from app.ingest.steps.size import check_size
+from app.store.keys import KeyInfo
 
 if TYPE_CHECKING:
     from app.ingest.addons import AddonRegistry
@@ -39,49 +40,6 @@ __all__ = [
     "keen_id_for",
     "process",
 ]
-
-
-# Plain slotted classes: a frozen dataclass's __init__ costs a few microseconds per record,
-# measurable at tens of thousands of records a second.
-@dataclass(slots=True)
-class RawRecord:
-    topic: str  # backend topic, "in.<24-hex project>.<collection>"
-    partition: int
-    offset: int
-    timestamp_ms: int | None  # Kafka record timestamp
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True)
-class ProjectInfo:
-    id: str
-    is_active: bool
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    id: str
-    project_id: str
-    can_write: bool
-    autofill: dict
-
-
-class Lookup(Protocol):
-    def project(self, project_id: str) -> ProjectInfo | None: ...
-
-    def key(self, key_id: str) -> KeyInfo | None: ...
-
-
-@dataclass(slots=True)
-class Accepted:
-    project_id: str
-    collection: str
-    keen_id: str
-    keen_timestamp: datetime  # tz-aware UTC, millisecond precision
-    created_at: datetime  # tz-aware UTC, millisecond precision
-    body: dict  # the full event including the "keen" object; JSON-serialisable
 
 
 def process(

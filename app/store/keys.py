@@ -65,16 +65,48 @@ def create_key(
     return CreatedKey(key=key, secret=secret)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the edge and the worker need to know of a key, detached from the session."""
+
+    id: str
+    project_id: str
+    can_write: bool
+    autofill: dict
+    project_active: bool = True
+
+
+def key_info(key: ApiKey, project_active: bool = True) -> KeyInfo:
+    return KeyInfo(
+        id=key.id,
+        project_id=key.project_id,
+        can_write=can_write(key),
+        autofill=autofill_of(key),
+        project_active=project_active,
+    )
+
+
 def find_key(session: Session, secret: str) -> ApiKey | None:
     """The active key with this secret, or None."""
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    return find_key_by_digest(session, hash_key(secret))
+
+
+def find_key_by_digest(session: Session, digest: str) -> ApiKey | None:
+    """The active key whose secret has this sha256 digest (the edge keeps only the digest)."""
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if key is None or not key.is_active:
         return None
     return key
 
 
+def permits(key: ApiKey, permission: str) -> bool:
+    """The one permission rule: an active master key may do everything, any other active key
+    what it was given (a write key "writes", a read key "queries", an access key its list)."""
+    return key.is_active and (key.kind == "master" or permission in (key.permitted or []))
+
+
 def can_write(key: ApiKey) -> bool:
-    return key.is_active and (key.kind == "master" or "writes" in (key.permitted or []))
+    return permits(key, "writes")
 
 
 def autofill_of(key: ApiKey) -> dict:

@@ -14,7 +14,7 @@ from app.contract.errors import Rejection
 from app.contract.headers import KEY_ID, last_header
 
 if TYPE_CHECKING:
-    from app.ingest.pipeline import KeyInfo, Lookup
+    from app.ingest.records import KeyInfo, Lookup
 
 
 def check_access(

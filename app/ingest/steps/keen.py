@@ -23,7 +23,7 @@ from app.contract.headers import REPLAY_SOURCE, last_header
 from app.contract.topics import parse_inbound, parse_record_source
 
 if TYPE_CHECKING:
-    from app.ingest.pipeline import RawRecord
+    from app.ingest.records import RawRecord
 
 CLIENT_KEYS = frozenset({"timestamp", "addons"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
