@@ -82,9 +82,12 @@ def floor(at: datetime, unit: str) -> datetime:
 
 def shift(at: datetime, n: int, unit: str) -> datetime:
     """``at`` moved by n units of wall-clock time (months and years by the calendar)."""
-    if unit == "week":
-        return at + relativedelta(weeks=n)
-    return at + relativedelta(**{f"{unit}s": n})
+    try:
+        if unit == "week":
+            return at + relativedelta(weeks=n)
+        return at + relativedelta(**{f"{unit}s": n})
+    except (ValueError, OverflowError) as exc:
+        raise QueryError(f"the timeframe reaches outside years 1 to 9999 ({n} {unit}s)") from exc
 
 
 def _wall_to_utc(at: datetime) -> datetime:

@@ -40,6 +40,9 @@ class AuthFailures:
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._failures: dict[str, deque[float]] = {}
+        # Logins being checked right now: counted as failures until they succeed, so many
+        # attempts sent at once cannot all get past the limit before the first one fails.
+        self._pending: dict[str, int] = {}
 
     def _recent(self, address: str, now: float) -> deque[float] | None:
         times = self._failures.get(address)
@@ -54,7 +57,21 @@ class AuthFailures:
         if self.per_minute <= 0:
             return False
         times = self._recent(address, time.monotonic())
-        return times is not None and len(times) >= self.per_minute
+        recent = len(times) if times is not None else 0
+        return recent + self._pending.get(address, 0) >= self.per_minute
+
+    def begin(self, address: str) -> None:
+        """A login from ``address`` is being checked; call ``finish`` when it is decided."""
+        self._pending[address] = self._pending.get(address, 0) + 1
+
+    def finish(self, address: str, failed: bool) -> None:
+        left = self._pending.get(address, 0) - 1
+        if left > 0:
+            self._pending[address] = left
+        else:
+            self._pending.pop(address, None)
+        if failed:
+            self.record(address)
 
     def record(self, address: str) -> None:
         now = time.monotonic()

@@ -307,17 +307,22 @@ class Session:
             # Refused at once, without looking the key up; the connection is closed after.
             log.info("too many failed logins from %s: refused", self.peer)
             return TOO_MANY_FAILURES
+        failures.begin(self.address)
+        failed = True
         try:
-            username, password = parse_plain(token)
-        except PlainError as exc:
-            failure = f"Authentication failed: {exc}"
-            username = None
-        else:
-            result = await self.ctx.verifier.authenticate(username, password)
-            if not isinstance(result, str):
-                return self._authenticated(result)
-            failure = result
-        failures.record(self.address)
+            try:
+                username, password = parse_plain(token)
+            except PlainError as exc:
+                failure = f"Authentication failed: {exc}"
+                username = None
+            else:
+                result = await self.ctx.verifier.authenticate(username, password)
+                if not isinstance(result, str):
+                    failed = False
+                    return self._authenticated(result)
+                failure = result
+        finally:
+            failures.finish(self.address, failed)
         log.info("authentication failed for %s from %s: %s", shown(username), self.peer, failure)
         # A guesser waits for each answer (the connection is closed after it anyway).
         await asyncio.sleep(self.ctx.limits.auth_failure_delay_seconds)

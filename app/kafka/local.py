@@ -168,6 +168,8 @@ def start(
     id_file = root / "cluster-id"
     specs = local_nodes(base_port, nodes, str(root))
     previous = id_file.read_text().strip() if id_file.exists() else ""
+    if previous.startswith("-"):
+        previous = ""  # written by an older version; the storage tool cannot take it
     if previous and len(list(root.glob("node*/data/meta.properties"))) != nodes:
         previous = ""  # a different cluster size: start from clean storage
         for old in root.glob("node*"):
@@ -222,7 +224,12 @@ def start(
 def _random_cluster_id() -> str:
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's storage tool would read an id starting with "-" as an option (Kafka's own
+    # generator avoids those too).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def stop_node(pid: int, timeout: float = 30.0) -> None:

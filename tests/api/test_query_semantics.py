@@ -80,3 +80,20 @@ def test_this_n_units_runs_to_the_end_of_the_current_unit() -> None:
 def test_timeframe_names_must_match_whole(name: str) -> None:
     with pytest.raises(QueryError):
         resolve_timeframe(name, UTC, now=T0)
+
+
+@pytest.mark.parametrize("name", ["this_3000_years", "previous_100000_years", "this_999999_months"])
+def test_timeframes_past_the_calendar_are_a_query_error(name: str) -> None:
+    with pytest.raises(QueryError, match="outside years 1 to 9999"):
+        resolve_timeframe(name, UTC, now=T0)
+
+
+def test_timeframe_past_the_calendar_answers_400(client: TestClient, projects: tuple) -> None:
+    a, _b = projects
+    r = client.get(
+        f"/3.0/projects/{a['project_id']}/queries/count",
+        params={"event_collection": "x", "timeframe": "this_3000_years"},
+        headers=auth(a["read_key"]),
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "InvalidQueryError"
