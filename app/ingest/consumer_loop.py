@@ -27,12 +27,15 @@ from sqlalchemy.orm import sessionmaker
 
 from app.contract import headers as h
 from app.contract.errors import Rejection
-from app.contract.topics import INBOUND_PATTERN
+from app.contract.headers import last_header_text
+from app.contract.timestamps import iso_ms
+from app.contract.topics import INBOUND_PATTERN, parse_inbound, parse_record_source, project_of
 from app.ingest import metrics
 from app.ingest.addons import AddonRegistry
 from app.ingest.breaker import CircuitBreaker
 from app.ingest.dlq import dead_letter, error_id_for
 from app.ingest.dlq_writer import DlqWriter
+from app.ingest.lag import StallTracker
 from app.ingest.lookup import DbLookup
 from app.ingest.pause import PauseStore
 from app.ingest.persist import BatchOutcome, BatchWriter
@@ -56,6 +59,9 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("assigned %d inbound partitions", len(assigned))
+        # Another worker may have committed these meanwhile: ask the coordinator again.
+        for tp in assigned:
+            self._loop._committed.pop(tp, None)
         self._loop.apply_pauses_soon()
 
 
@@ -90,6 +96,9 @@ class IngestLoop:
         self._pause_version = 0
         self._pauses_dirty = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.stall = StallTracker(settings.worker_stall_seconds)
+        # What this worker committed, so lag needs the broker only for the log end offsets.
+        self._committed: dict[TopicPartition, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,6 +137,7 @@ class IngestLoop:
         GIL while it works); batches are written and committed strictly in order."""
         assert self.consumer is not None
         pause_task = asyncio.create_task(self._pause_refresher())
+        lag_task = asyncio.create_task(self._lag_refresher())
         try:
             while not self._stopping.is_set():
                 fetched = await self.consumer.getmany(
@@ -140,10 +150,10 @@ class IngestLoop:
                 await self.drain()
                 if batch is not None:
                     self._in_flight = asyncio.create_task(self._finish(batch))
-                    await self._update_lag()
             await self.drain()
         finally:
             pause_task.cancel()
+            lag_task.cancel()
 
     async def drain(self) -> None:
         """Wait until the batch being written is stored and committed."""
@@ -166,7 +176,7 @@ class IngestLoop:
         for tp, records in records_by_tp.items():
             batch.size += len(records)
             next_offset = records[-1].offset + 1
-            ratio = self.pauses.ratio_for(_project_of(tp.topic))
+            ratio = self.pauses.ratio_for(project_of(tp.topic) or "")
             last_code = ""
             for record in records:
                 result = process(record, self.lookup, now, self.addons)
@@ -184,27 +194,28 @@ class IngestLoop:
                     batch.tripped.append((tp, last_code, record.offset))
                     next_offset = record.offset
                     break
-                source = _header(record.headers, h.REPLAY_SOURCE)
+                source = last_header_text(record.headers, h.REPLAY_SOURCE)
+                original = _original_error(source) if source else None
                 if rejected:
                     letter = dead_letter(record, result, now)
                     outcome.rejected.append(letter)
                     batch.codes.append(result.code)
-                    if source:
-                        outcome.replay_outcomes[_original_error(source)] = {
+                    if original:
+                        outcome.replay_outcomes[original] = {
                             "status": "rejected",
                             "error_id": letter.error_id,
                             "code": result.code,
-                            "at": now.isoformat(),
+                            "at": iso_ms(now),
                             "partition": record.partition,
                             "offset": record.offset,
                         }
                 else:
                     outcome.accepted.append(result)
-                    if source:
-                        outcome.replay_outcomes[_original_error(source)] = {
+                    if original:
+                        outcome.replay_outcomes[original] = {
                             "status": "accepted",
                             "keen_id": result.keen_id,
-                            "at": now.isoformat(),
+                            "at": iso_ms(now),
                             "partition": record.partition,
                             "offset": record.offset,
                         }
@@ -251,18 +262,20 @@ class IngestLoop:
     async def _prefetch(self, records_by_tp: dict) -> None:
         projects, keys = set(), set()
         for tp, records in records_by_tp.items():
-            parts = tp.topic.split(".", 2)
-            if len(parts) == 3:
-                projects.add(parts[1])
+            project_id = project_of(tp.topic)
+            if project_id:
+                projects.add(project_id)
             for r in records:
-                key_id = _header(r.headers, h.KEY_ID)
-                if key_id:
+                key_id = last_header_text(r.headers, h.KEY_ID)
+                # No key id holds NUL, and PostgreSQL refuses one in a query: not looked up,
+                # the access step then treats the key as unknown.
+                if key_id and "\x00" not in key_id:
                     keys.add(key_id)
         await asyncio.to_thread(self.lookup.prefetch, projects, keys)
         await asyncio.to_thread(self.pauses.prefetch_options, projects)
 
     async def _record_pause(self, tp: TopicPartition, code: str, offset: int) -> None:
-        project_id, _, collection = tp.topic.removeprefix("in.").partition(".")
+        project_id, collection = parse_inbound(tp.topic) or _unparsed(tp.topic)
         reason = (
             f"more than {self.pauses.ratio_for(project_id) or self.breaker.ratio:.0%} of the last "
             f"{self.breaker.min_events} events were rejected (last: {code}); fix the producer, "
@@ -282,6 +295,7 @@ class IngestLoop:
             return
         try:
             await self.consumer.commit(offsets)
+            self._committed.update(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took the partitions: the next owner re-reads the batch and the
             # deterministic ids make that harmless.
@@ -348,18 +362,57 @@ class IngestLoop:
         self._paused_by_us &= assignment
         metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
 
-    async def _update_lag(self) -> None:
-        assert self.consumer is not None
-        lag = 0
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None:
-                continue
+    async def _lag_refresher(self) -> None:
+        interval = max(0.5, min(5.0, self.settings.worker_stall_seconds / 4))
+        while True:
             try:
-                lag += max(0, high - await self.consumer.position(tp))
-            except IllegalStateError:
-                continue
+                await self.refresh_lag()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - measured again on the next tick
+                log.debug("could not measure consumer lag: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def refresh_lag(self) -> None:
+        """Lag from the log end offsets and the committed offsets of the assigned partitions,
+        whatever the batch loop is doing; then which partitions are stalled."""
+        assert self.consumer is not None
+        assignment = list(self.consumer.assignment())
+        self._committed = {tp: o for tp, o in self._committed.items() if tp in assignment}
+        if not assignment:
+            ends: dict = {}
+        else:
+            ends = await self.consumer.end_offsets(assignment)
+        unknown = [tp for tp in assignment if tp not in self._committed]
+        if unknown:
+            # Not committed by this worker yet: the group's offsets, asked once per assignment
+            # in one OffsetFetch (``committed()`` asks for one partition per request; there
+            # may be thousands). -1: the group never committed the partition.
+            found = await self.consumer._coordinator.fetch_committed_offsets(unknown)
+            for tp in unknown:
+                meta = found.get(tp)
+                self._committed[tp] = -1 if meta is None or meta.offset is None else meta.offset
+        committed = {tp: self._committed[tp] for tp in assignment}
+        missing = [tp for tp, offset in committed.items() if offset < 0]
+        starts = await self.consumer.beginning_offsets(missing) if missing else {}
+        lag = self.stall.observe(time.monotonic(), ends, committed, starts)
         metrics.CONSUMER_LAG.set(lag)
+        metrics.STALLED_PARTITIONS.set(len(self.stalled()))
+
+    def stalled(self) -> list[dict]:
+        """Partitions behind whose committed offset has not moved for the stall threshold."""
+        now = time.monotonic()
+        return [
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "offset": state.committed,
+                "lag": state.lag,
+                "seconds": round(now - state.since, 1),
+                "last_error": self.last_error,
+            }
+            for tp, state in self.stall.stalled(now, excluded=self._paused_by_us)
+        ]
 
 
 def tune_garbage_collector() -> None:
@@ -385,17 +438,13 @@ def _raw(message) -> RawRecord:  # noqa: ANN001 - aiokafka ConsumerRecord
     )
 
 
-def _header(headers: tuple[tuple[str, bytes], ...], name: str) -> str | None:
-    for k, v in reversed(headers):
-        if k == name and v is not None:
-            return v.decode(errors="replace")
-    return None
+def _unparsed(topic: str) -> tuple[str, str]:
+    """(project, collection) as far as a malformed inbound topic name tells them."""
+    project_id, _, collection = topic.removeprefix("in.").partition(".")
+    return project_id, collection
 
 
-def _project_of(topic: str) -> str:
-    return topic.removeprefix("in.").partition(".")[0]
-
-
-def _original_error(source: str) -> str:
-    topic, partition, offset = source.rsplit("/", 2)
-    return error_id_for(topic, int(partition), int(offset))
+def _original_error(source: str) -> str | None:
+    """The error id of the record a replay came from; None when the header is malformed."""
+    parsed = parse_record_source(source)
+    return error_id_for(*parsed) if parsed else None

@@ -19,6 +19,14 @@ DETAIL_CAP = 4096
 # Topic-level limit for DLQ topics: the largest record the broker accepts (1,048,588 bytes)
 # plus the error headers, with room to spare.
 DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+# What one dead letter may carry (key + value + headers), leaving room for the record batch
+# framing and the error headers. A record compressed on the inbound topic can be far larger
+# once decompressed, so a value over this is omitted, not produced to be refused forever.
+DLQ_RECORD_BUDGET = DLQ_MAX_MESSAGE_BYTES - 128 * 1024
+# The original headers are kept up to this total; more are dropped (HEADERS_OMITTED).
+DLQ_HEADERS_CAP = 256 * 1024
+# A key kept on a dead letter the DLQ refused in its normal form.
+REFUSED_KEY_CAP = 16 * 1024
 
 
 def error_id_for(topic: str, partition: int, offset: int) -> str:
@@ -77,10 +85,52 @@ class DeadLetter:
     failed_at: datetime
 
     def headers(self) -> list[tuple[str, bytes]]:
+        return list(self.record.headers) + self._error_headers()
+
+    def dlq_record(self, refused: str | None = None) -> DlqRecord:
+        """What is produced to the DLQ topic: the original key, value and headers when they fit,
+        else a bounded form whose headers say what was left out and why.
+
+        ``refused``: the DLQ producer or broker refused the normal form for this record (the
+        reason); the letter is then reduced to an empty value and the error headers, so it can
+        never block the batch.
+        """
+        record = self.record
+        value = record.value
+        key = record.key
+        extra: list[tuple[str, bytes]] = []
+        original = list(record.headers)
+        size = _headers_size(original)
+        if original and (refused is not None or size > DLQ_HEADERS_CAP):
+            extra.append((h.HEADERS_OMITTED, b"%d headers, %d bytes" % (len(original), size)))
+            original = []
+        if refused is not None and key is not None and len(key) > REFUSED_KEY_CAP:
+            key = None
+        reason = None
+        if value is None:
+            reason = "null value (tombstone)"
+        elif refused is not None:
+            reason = f"refused by the DLQ topic: {refused}"
+        elif len(key or b"") + len(value) + size > DLQ_RECORD_BUDGET:
+            reason = (
+                f"value of {len(value)} bytes is larger than a dead letter may carry "
+                f"({DLQ_RECORD_BUDGET} bytes with key and headers)"
+            )
+        if reason is not None:
+            raw = value or b""
+            extra += [
+                (h.VALUE_OMITTED, cap_text(reason, MESSAGE_CAP).encode()),
+                (h.VALUE_SIZE, b"%d" % len(raw)),
+                (h.VALUE_SHA256, hashlib.sha256(raw).hexdigest().encode()),
+            ]
+            value = b""
+        # aiokafka refuses a record with neither key nor value: the value is never None here.
+        return DlqRecord(key, value or b"", original + self._error_headers() + extra)
+
+    def _error_headers(self) -> list[tuple[str, bytes]]:
         record, rejection = self.record, self.rejection
         ts = record.timestamp_ms
-        out = list(record.headers)
-        out += [
+        return [
             (h.ERROR_CODE, rejection.code.encode()),
             (h.ERROR_STAGE, rejection.stage.encode()),
             (h.ERROR_MESSAGE, _message_bytes(rejection.message)),
@@ -92,7 +142,17 @@ class DeadLetter:
             (h.ORIGINAL_TIMESTAMP, b"%d" % ts if ts is not None else b""),
             (h.FAILED_AT, iso_ms(self.failed_at).encode()),
         ]
-        return out
+
+
+@dataclass(slots=True)
+class DlqRecord:
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes | None]]
+
+
+def _headers_size(headers: list[tuple[str, bytes | None]]) -> int:
+    return sum(len(k.encode(errors="replace")) + len(v or b"") + 8 for k, v in headers)
 
 
 def dead_letter(record: RawRecord, rejection: Rejection, failed_at: datetime) -> DeadLetter:

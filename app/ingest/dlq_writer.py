@@ -7,11 +7,35 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
 
-from app.ingest.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter
+from app.ingest.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter, DlqRecord
 
 log = logging.getLogger(__name__)
+
+# The producer or the broker refusing one record for what it is (its size, a null key and
+# value, a header it cannot encode): retrying it unchanged would fail forever and stall every
+# tenant behind it, so the letter is produced again in its reduced form. Anything else
+# (connections, timeouts, leader changes, missing replicas) is the broker being unavailable:
+# it propagates and the caller retries the batch.
+RECORD_FAULTS: tuple[type[BaseException], ...] = (
+    AssertionError,
+    TypeError,
+    ValueError,
+    UnicodeError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
 
 
 class DlqWriter:
@@ -70,22 +94,46 @@ class DlqWriter:
     async def write(self, letters: list[DeadLetter]) -> dict[str, tuple[int, int]]:
         """Produce every letter and wait for all acks; returns error_id -> (partition, offset).
 
-        Raises on any broker refusal: the caller retries the whole batch, nothing is committed.
+        A letter refused for what it is (see RECORD_FAULTS) is produced again with an empty
+        value and only the error headers. Raises on broker unavailability: the caller retries
+        the whole batch, nothing is committed.
         """
         if not letters:
             return {}
         assert self._producer is not None
         await self._ensure_topics({letter.topic for letter in letters})
-        futures = []
+        sent: list[asyncio.Future | BaseException] = []
         for letter in letters:
-            fut = await self._producer.send(
-                letter.topic,
-                value=letter.record.value,
-                key=letter.record.key,
-                headers=letter.headers(),
+            sent.append(await self._send(letter, letter.dlq_record()))
+        waiting = [s for s in sent if not isinstance(s, BaseException)]
+        acked = iter(await asyncio.gather(*waiting, return_exceptions=True))
+        coordinates: dict[str, tuple[int, int]] = {}
+        for letter, attempt in zip(letters, sent, strict=True):
+            result = attempt if isinstance(attempt, BaseException) else next(acked)
+            if isinstance(result, BaseException):
+                if not isinstance(result, RECORD_FAULTS):
+                    raise result
+                reason = f"{type(result).__name__}: {result}"
+                log.warning(
+                    "DLQ refused the dead letter of %s[%d]@%d (%s); producing it without value",
+                    letter.record.topic,
+                    letter.record.partition,
+                    letter.record.offset,
+                    reason,
+                )
+                fut = await self._send(letter, letter.dlq_record(refused=reason))
+                if isinstance(fut, BaseException):
+                    raise fut
+                result = await fut
+            coordinates[letter.error_id] = (result.partition, result.offset)
+        return coordinates
+
+    async def _send(self, letter: DeadLetter, record: DlqRecord) -> asyncio.Future | BaseException:
+        """The ack future, or the record fault ``send`` raised for this record at once."""
+        assert self._producer is not None
+        try:
+            return await self._producer.send(
+                letter.topic, value=record.value, key=record.key, headers=record.headers
             )
-            futures.append((letter.error_id, fut))
-        results = await asyncio.gather(*(f for _, f in futures))
-        return {
-            eid: (md.partition, md.offset) for (eid, _), md in zip(futures, results, strict=True)
-        }
+        except RECORD_FAULTS as exc:
+            return exc

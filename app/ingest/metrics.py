@@ -16,7 +16,14 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "inbound_batch_records", "Records per batch.", buckets=(1, 10, 100, 500, 1000, 2000, 5000)
 )
-CONSUMER_LAG = Gauge("inbound_consumer_lag", "Records behind the end of the inbound topics.")
+CONSUMER_LAG = Gauge(
+    "inbound_consumer_lag",
+    "Records behind the end of the inbound topics (log end - committed offsets).",
+)
+STALLED_PARTITIONS = Gauge(
+    "inbound_stalled_partitions",
+    "Partitions with lag whose committed offset has not moved for INBOUND_WORKER_STALL_SECONDS.",
+)
 PAUSED_PARTITIONS = Gauge(
     "inbound_paused_partitions", "Partitions paused by the DLQ circuit breaker."
 )

@@ -81,8 +81,12 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.page("/healthz")
     async def health_page(web, request):  # noqa: ANN001, ANN202 - faust view signature
-        body = {"status": "ok" if loop.healthy else "unhealthy", "last_error": loop.last_error}
-        return web.json(body, status=200 if loop.healthy else 503)
+        stalled = loop.stalled()
+        status = "stalled" if stalled else "ok" if loop.healthy else "unhealthy"
+        body = {"status": status, "last_error": loop.last_error}
+        if stalled:
+            body["stalled"] = stalled
+        return web.json(body, status=200 if status == "ok" else 503)
 
     return app
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         default=9464, description="Port of the worker's /metrics and /healthz (0 disables)."
     )
+    worker_stall_seconds: float = Field(
+        default=60,
+        description="Seconds a partition with lag may go without its committed offset moving "
+        "before the worker's /healthz reports it `stalled`.",
+    )
     error_payload_cap: int = Field(
         default=65536, description="Bytes of a rejected payload kept in the error table."
     )
