@@ -135,6 +135,15 @@ async def add_events(
         raise ApiError(
             400, "InvalidEventError", "The body is an object of collection names to event lists."
         )
+    limit = request.app.state.settings.http_max_collections_per_request
+    if len(batch) > limit:
+        # Every new name is a new topic: refused before anything is produced, so nothing of
+        # the batch is half-done and a retry of a smaller batch is safe.
+        raise ApiError(
+            400,
+            "TooManyCollectionsError",
+            f"The batch names {len(batch)} collections; send at most {limit} per request.",
+        )
     producer = request.app.state.producer
     results: dict[str, list[dict | None]] = {}
     sends: list[tuple[str, int, Any]] = []

@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         description="Most new collections one Metadata or Produce request may create through "
         "the Kafka edge; the others get an error and may be retried in a later request.",
     )
+    http_max_collections_per_request: int = Field(
+        default=20,
+        description="Most collections one HTTP batch (POST /3.0/projects/{id}/events) may name; "
+        "a larger batch is refused whole with 400 TooManyCollectionsError.",
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -143,3 +143,17 @@ def test_collection_names_kafka_refuses_are_answered_at_once(
     assert r.status_code == 400, r.text
     assert r.json()["error_code"] == "invalid_collection_name"
     assert time.monotonic() - started < 10
+
+
+def test_a_batch_naming_too_many_collections_is_refused_whole(
+    kafka_client: TestClient, projects: tuple
+) -> None:
+    a, _ = projects
+    url = f"/3.0/projects/{a['project_id']}/events"
+    body = {f"many{i}": [{"i": i}] for i in range(21)}  # the README's limit is 20
+    r = kafka_client.post(url, headers=auth(a["write_key"]), json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "TooManyCollectionsError"
+    assert "at most 20" in r.json()["message"]
+    ok = kafka_client.post(url, headers=auth(a["write_key"]), json=dict(list(body.items())[:20]))
+    assert ok.status_code == 200, ok.text
