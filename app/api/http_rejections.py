@@ -23,6 +23,7 @@ from app.api.producer import KafkaProducerHolder
 from app.contract import headers as h
 from app.contract.collections import collection_problem
 from app.contract.errors import Rejection
+from app.contract.timestamps import iso_ms
 from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
 from app.store.models import IngestError
 
@@ -113,7 +114,7 @@ async def refuse(
         (h.ERROR_ID, error_id.encode()),
         (h.ORIGINAL_TOPIC, collection.encode()[:300]),
         (h.ORIGINAL_TIMESTAMP, str(int(now.timestamp() * 1000)).encode()),
-        (h.FAILED_AT, now.isoformat().encode()),
+        (h.FAILED_AT, iso_ms(now).encode()),
     ]
     coords: tuple[str, int, int] | None = None
     if producer.configured and len(payload) <= MAX_EVENT_BYTES + 64 * 1024:

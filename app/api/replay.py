@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.api.error_views import decode_headers
 from app.api.http_rejections import check_collection
 from app.contract import headers as h
+from app.contract.timestamps import iso_ms
 from app.contract.topics import inbound_topic, parse_inbound
 from app.store.models import IngestError
 
@@ -157,7 +158,7 @@ def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -
     # The worker fills in the result ("accepted" or the new rejection) under the same error_id.
     pending = {
         "status": "pending",
-        "replayed_at": now.isoformat(),
+        "replayed_at": iso_ms(now),
         "replayed_by": actor,
         "topic": prepared.topic,
         "partition": meta.partition,

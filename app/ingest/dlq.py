@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 import orjson
 
 from app.contract import headers as h
 from app.contract.errors import Rejection
+from app.contract.timestamps import iso_ms as contract_iso_ms
 from app.contract.topics import dlq_topic, parse_inbound
 from app.ingest.pipeline import RawRecord
 
@@ -48,11 +49,8 @@ def capped_detail(detail: dict) -> bytes:
     return orjson.dumps({"truncated": True, "size": len(encoded)})
 
 
-@lru_cache(maxsize=64)  # every dead letter of a batch shares its failed_at
-def iso_ms(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+# Every dead letter of a batch shares its failed_at: format it once.
+iso_ms = lru_cache(maxsize=64)(contract_iso_ms)
 
 
 @lru_cache(maxsize=4096)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -112,6 +114,8 @@ def test_structural_errors_are_answered_and_recorded(
     headers = _headers(record)
     assert headers["inbound.error.id"] == error_id.encode()
     assert headers["inbound.error.stage"] == b"http"
+    # The same format as the worker's dead letters: ISO-8601 UTC, milliseconds, Z.
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", headers["inbound.failed_at"])
     assert headers["inbound.error.code"] == code.encode()
     # The customer finds it in the error API.
     got = kafka_client.get(f"/3.0/projects/{pid}/errors/{error_id}", headers=auth(a["master_key"]))

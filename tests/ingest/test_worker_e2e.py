@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import orjson
@@ -90,6 +91,8 @@ def test_rejects_go_to_dlq_error_table_and_notifications(stack: Stack) -> None:
             "inbound.failed_at",
         ):
             assert hdrs[name]
+        # The one timestamp format (README: ISO-8601 UTC with milliseconds and Z).
+        assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", hdrs["inbound.failed_at"])
     error_ids = {r.id for r in rows}
     assert {dict(m.headers)["inbound.error.id"].decode() for m in dead} == error_ids
     with session_scope(stack.engine) as s:
