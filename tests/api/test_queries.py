@@ -126,31 +126,66 @@ def test_interval_and_timezone(loaded: tuple) -> None:
 
 
 def test_relative_timeframes(client: TestClient, projects: tuple, db_url: str) -> None:
+    """Events placed on the unit boundaries: `previous_N` is the N complete units before the
+    current one (start included, current unit excluded); `this_N` includes the current unit."""
     a, _ = projects
-    now = datetime.now(UTC)
-    insert_events(
-        db_url,
-        a["project_id"],
-        "visits",
-        [
-            (now - timedelta(minutes=1), {"k": 1}),
-            (now - timedelta(days=3), {"k": 2}),
-            (now - timedelta(days=10), {"k": 3}),
-        ],
-    )
     url = f"/3.0/projects/{a['project_id']}/queries/count"
     h = auth(a["master_key"])
 
-    def count(frame: str) -> int:
-        r = client.get(url, params={"event_collection": "visits", "timeframe": frame}, headers=h)
+    def count(collection: str, frame: str) -> int:
+        r = client.get(url, params={"event_collection": collection, "timeframe": frame}, headers=h)
         assert r.status_code == 200, r.text
         return r.json()["result"]
 
-    assert count("this_7_days") == 2
-    assert count("this_1_years") + 0 >= 1
-    assert count("previous_7_days") in (1, 2)  # complete days before today
-    assert count("this_14_days") == 3
-    assert count("previous_2_minutes") <= 1
+    for attempt in range(3):
+        now = datetime.now(UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        minute = now.replace(second=0, microsecond=0)
+        ms = timedelta(milliseconds=1)
+        days, minutes = f"days{attempt}", f"minutes{attempt}"
+        insert_events(
+            db_url,
+            a["project_id"],
+            days,
+            [
+                (today, {"k": "start of today"}),
+                (today - timedelta(days=6), {"k": "first day of this_7_days"}),
+                (today - timedelta(days=6) - ms, {"k": "last instant before this_7_days"}),
+                (today - timedelta(days=7), {"k": "first instant of previous_7_days"}),
+                (today - timedelta(days=7) - ms, {"k": "before previous_7_days"}),
+                (today - ms, {"k": "last instant of yesterday"}),
+            ],
+        )
+        insert_events(
+            db_url,
+            a["project_id"],
+            minutes,
+            [
+                (minute - timedelta(minutes=2), {"k": "first instant of previous_2_minutes"}),
+                (minute - timedelta(minutes=2) - ms, {"k": "before previous_2_minutes"}),
+                (minute, {"k": "the current minute"}),
+            ],
+        )
+        got = {
+            "this_7_days": count(days, "this_7_days"),
+            "previous_7_days": count(days, "previous_7_days"),
+            "this_1_days": count(days, "this_1_days"),
+            "previous_1_days": count(days, "previous_1_days"),
+            "previous_2_minutes": count(minutes, "previous_2_minutes"),
+            "this_1_minutes": count(minutes, "this_1_minutes"),
+        }
+        if datetime.now(UTC).replace(second=0, microsecond=0) == minute:
+            break  # no unit boundary passed while querying
+    assert got == {
+        # start of today, 6 days ago, the last instant of yesterday
+        "this_7_days": 3,
+        # 7 days ago (start), 6 days ago, 6 days ago minus 1 ms, the last instant of yesterday
+        "previous_7_days": 4,
+        "this_1_days": 1,
+        "previous_1_days": 1,
+        "previous_2_minutes": 1,
+        "this_1_minutes": 1,
+    }
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import orjson
 from sqlalchemy import select
@@ -129,12 +128,10 @@ def test_revoked_key_is_not_permitted(stack: Stack) -> None:
 def test_new_topic_is_queryable_within_ten_seconds(stack: Stack) -> None:
     """The seed's promise, measured on a topic created after the worker started."""
     coll = stack.unique("fresh")
-    started = time.monotonic()
     stack.produce(stack.topic(coll), [b'{"first": true}'])
+    # Polled, not timed: the benchmarks measure latency; this pins that it happens at all
+    # within the README's "within seconds".
     stack.wait_events(coll, 1, timeout=10)
-    elapsed = time.monotonic() - started
-    print(f"new topic produce->queryable: {elapsed:.2f}s")
-    assert elapsed < 10
 
 
 def test_hostile_payloads_are_all_rejected_and_the_worker_lives(stack: Stack) -> None:

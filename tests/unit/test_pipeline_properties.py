@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.ingest.steps.properties import MAX_DEPTH
 from tests.unit.pipeline_support import accept, reject
 
 
@@ -60,15 +59,18 @@ def nested(depth: int, leaf: object = 1) -> dict:
     return {"top": value}
 
 
+README_MAX_DEPTH = 32  # README: `too_deeply_nested` is "more than 32 levels"
+
+
 def test_depth_limit_counts_objects_and_arrays() -> None:
-    accept(nested(MAX_DEPTH))
-    rejection = reject(nested(MAX_DEPTH + 1), "too_deeply_nested")
-    assert rejection.detail["limit"] == MAX_DEPTH
+    accept(nested(README_MAX_DEPTH))
+    rejection = reject(nested(README_MAX_DEPTH + 1), "too_deeply_nested")
+    assert rejection.detail["limit"] == README_MAX_DEPTH
     assert rejection.stage == "validate"
 
 
 def test_empty_containers_count_for_depth() -> None:
-    reject(nested(MAX_DEPTH, leaf=[]), "too_deeply_nested")
+    reject(nested(README_MAX_DEPTH, leaf=[]), "too_deeply_nested")
 
 
 def test_depth_between_the_limit_and_the_parser_limit() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -176,4 +175,3 @@ def test_delivery_log_and_redelivery(api, receiver, engine) -> None:
     detail = client.get(f"{base}/{hook['id']}/deliveries/{delivery['id']}", headers=_auth(keys))
     assert [a["status_code"] for a in detail.json()["attempt_log"]] == [500, 200, 200]
     assert detail.json()["status"] == "delivered"
-    assert time.time() - got[-1].at < 30
