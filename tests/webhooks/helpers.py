@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -10,10 +11,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.store.models import Notification
+from app.store.models import Notification, WebhookAttempt, WebhookDelivery
 from app.store.projects import create_project
 from app.webhooks.registry import create_webhook
 
@@ -102,3 +103,38 @@ def verify_from_spec(secret: str, headers: dict[str, str], body: bytes) -> bool:
         if version == "v1" and hmac.compare_digest(signature, expected):
             return True
     return False
+
+
+def dispatch_once(dispatcher: Any, passes: int = 1) -> None:
+    """Drive ``passes`` full dispatcher passes (outbox, claim, send, record), then close it."""
+
+    async def go() -> None:
+        try:
+            for _ in range(passes):
+                await dispatcher.run_once()
+        finally:
+            await dispatcher.aclose()
+
+    asyncio.run(go())
+
+
+def deliveries_of(engine: Engine, webhook_id: str) -> list[WebhookDelivery]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook_id)
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+            )
+        )
+
+
+def attempts_for(engine: Engine, delivery_id: str) -> list[WebhookAttempt]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.delivery_id == delivery_id)
+                .order_by(WebhookAttempt.id)
+            )
+        )
