@@ -24,7 +24,7 @@ from app.store.db import engine_for, session_scope
 from app.store.secret_box import box_for
 from app.webhooks.delivery import Job, Limits, Outcome, Policy, claim_due, record_outcome, send
 from app.webhooks.outbox import BatchWindows, OutboxRace, dispatch_outbox
-from app.webhooks.url_safety import delivery_transport
+from app.webhooks.url_safety import Resolver, delivery_transport
 
 log = logging.getLogger("inbound.webhooks")
 
@@ -50,8 +50,10 @@ class Dispatcher:
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.settings = settings
+        self.resolver = resolver  # None: the system's; re-asked at every connection
         self.engine = engine or engine_for(settings.effective_database_url)
         self.clock = clock
         self.sleep = sleep
@@ -73,7 +75,7 @@ class Dispatcher:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=delivery_transport(self.settings.webhook_allow_private),
+                transport=delivery_transport(self.settings.webhook_allow_private, self.resolver),
                 follow_redirects=False,  # a redirect could lead anywhere, private nets too
                 timeout=self.limits.timeout(),
             )

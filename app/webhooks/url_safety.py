@@ -11,12 +11,17 @@ import asyncio
 import ipaddress
 import socket
 import typing
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 MAX_URL_LENGTH = 2000
+
+# Host and port -> the addresses it resolves to (blocking). The system's resolver unless one
+# is injected (tests stand in a DNS that changes its answers between checks).
+Resolver = Callable[[str, int], list[str]]
 
 
 class UnsafeDestination(ValueError):
@@ -68,12 +73,12 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def check_destination(url: str, allow_private: bool) -> None:
+def check_destination(url: str, allow_private: bool, resolver: Resolver = resolve) -> None:
     """Raise UnsafeDestination unless every address the URL's host resolves to is public."""
     host, port = check_url_shape(url)
     if allow_private:
         return
-    for address in resolve(host, port):
+    for address in resolver(host, port):
         if not is_public_address(address):
             raise UnsafeDestination(
                 f"the host {host!r} resolves to {address}, a private, loopback or link-local "
@@ -88,8 +93,18 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
     certificates are checked as usual.
     """
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(
+        self, inner: httpcore.AsyncNetworkBackend, resolver: Resolver | None = None
+    ) -> None:
         self._inner = inner
+        self._resolver = resolver
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        if self._resolver is not None:
+            return await asyncio.to_thread(self._resolver, host, port)
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [info[4][0] for info in infos]
 
     async def connect_tcp(
         self,
@@ -99,14 +114,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
-            )
+            # Resolved again for every connection: what the name pointed at when it was
+            # registered proves nothing now. (UnsafeDestination is a ValueError.)
+            addresses = await asyncio.wait_for(self._addresses(host, port), timeout)
         except (socket.gaierror, UnicodeError, ValueError, TimeoutError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}") from exc
-        addresses = [info[4][0] for info in infos]
         allowed = [a for a in addresses if is_public_address(a)]
         if not allowed:
             raise httpcore.ConnectError(
@@ -132,9 +145,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def delivery_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
+def delivery_transport(
+    allow_private: bool, resolver: Resolver | None = None
+) -> httpx.AsyncHTTPTransport:
     """An httpx transport with no proxies from the environment and, unless private
-    destinations are allowed, the connect-time address guard."""
+    destinations are allowed, the connect-time address guard (resolving with ``resolver``,
+    the system's by default)."""
     transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
     if not allow_private:
         # httpx has no public hook for the network backend; its pool is rebuilt with the
@@ -144,6 +160,6 @@ def delivery_transport(allow_private: bool) -> httpx.AsyncHTTPTransport:
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
-            network_backend=_GuardedBackend(httpcore.AnyIOBackend()),
+            network_backend=_GuardedBackend(httpcore.AnyIOBackend(), resolver),
         )
     return transport
