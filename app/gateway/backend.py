@@ -26,7 +26,6 @@ from kafka.protocol.metadata import (
 )
 
 from app.gateway import errors
-from app.gateway.versions import backend_version
 from app.gateway.wire import decode_response, encode_request, read_frame
 
 log = logging.getLogger("inbound.gateway.backend")
@@ -170,7 +169,10 @@ class Backend:
         await self.refresh([])
 
     def version(self, api_key: int, preferred: int, floor: int = 0) -> int:
-        return backend_version(self.versions, api_key, preferred, floor)
+        """The version to speak to the backend for a local API: ``preferred`` clamped to the
+        backend's range, never below ``floor``."""
+        low, high = self.versions.get(api_key, (floor, preferred))
+        return max(low, floor, min(preferred, high))
 
     async def control(self) -> BackendConnection:
         async with self._control_lock:
@@ -265,7 +267,7 @@ class Backend:
         """Create missing topics and wait until each has a leader."""
         results = await self.create_topics(names)
         for name, (code, message) in results.items():
-            if code not in (errors.NONE, 36):  # 36 = TOPIC_ALREADY_EXISTS
+            if code not in (errors.NONE, errors.TOPIC_ALREADY_EXISTS):
                 log.warning("creating backend topic %s failed: %s %s", name, code, message)
         for _ in range(attempts):
             await self.refresh(names)
@@ -273,7 +275,7 @@ class Backend:
                 n in self.topics
                 and all(leader >= 0 for leader in self.topics[n].partitions.values())
                 for n in names
-                if results.get(n, (0,))[0] in (errors.NONE, 36)
+                if results.get(n, (errors.NONE,))[0] in (errors.NONE, errors.TOPIC_ALREADY_EXISTS)
             ):
                 return
             await asyncio.sleep(0.1)

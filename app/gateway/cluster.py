@@ -22,6 +22,8 @@ from app.gateway.wire import RequestHeader
 
 _ZERO_UUID = uuid.UUID(int=0)
 _TXN_REFUSED = "transactions are not allowed on this cluster"
+# FindCoordinator key types.
+_GROUP_KEY, _TRANSACTION_KEY = 0, 1
 
 Broker = MetadataResponse.MetadataResponseBroker
 Topic = MetadataResponse.MetadataResponseTopic
@@ -128,6 +130,13 @@ async def handle_metadata(session: Session, header: RequestHeader, req: Any) -> 
     )
 
 
+def _location(code: int, host: str, port: int) -> dict[str, Any]:
+    # A found coordinator is always the gateway itself; a failed lookup names no node.
+    if code == errors.NONE:
+        return {"node_id": GATEWAY_NODE_ID, "host": host, "port": port}
+    return {"node_id": -1, "host": "", "port": -1}
+
+
 async def handle_find_coordinator(session: Session, header: RequestHeader, req: Any) -> Reply:
     names = session.names
     assert names is not None
@@ -136,10 +145,10 @@ async def handle_find_coordinator(session: Session, header: RequestHeader, req: 
     keys = list(req.coordinator_keys) if batched else [req.key]
     found: list[tuple[str, int, str | None]] = []
     for key in keys:
-        if req.key_type == 1:
+        if req.key_type == _TRANSACTION_KEY:
             found.append((key, errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, _TXN_REFUSED))
             continue
-        if req.key_type != 0:
+        if req.key_type != _GROUP_KEY:
             found.append((key, errors.INVALID_REQUEST, "only consumer groups are served"))
             continue
         code, _node, message = await session.backend.coordinator(names.group(key))
@@ -149,12 +158,7 @@ async def handle_find_coordinator(session: Session, header: RequestHeader, req: 
             throttle_time_ms=0,
             coordinators=[
                 FindCoordinatorResponse.Coordinator(
-                    key=key,
-                    node_id=GATEWAY_NODE_ID if code == 0 else -1,
-                    host=host if code == 0 else "",
-                    port=port if code == 0 else -1,
-                    error_code=code,
-                    error_message=message,
+                    key=key, error_code=code, error_message=message, **_location(code, host, port)
                 )
                 for key, code, message in found
             ],
@@ -164,9 +168,7 @@ async def handle_find_coordinator(session: Session, header: RequestHeader, req: 
         throttle_time_ms=0,
         error_code=code,
         error_message=message,
-        node_id=GATEWAY_NODE_ID if code == 0 else -1,
-        host=host if code == 0 else "",
-        port=port if code == 0 else -1,
+        **_location(code, host, port),
     )
 
 

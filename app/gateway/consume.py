@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kafka.protocol.consumer import (
@@ -32,7 +32,13 @@ from app.gateway.naming import Kind, ProjectNames
 from app.gateway.session import Reply, Session
 from app.gateway.wire import RequestHeader
 
-_REFRESH_ERRORS = {errors.NOT_LEADER_OR_FOLLOWER, errors.UNKNOWN_TOPIC_OR_PARTITION, 74, 75}
+# The backend's partition leadership moved: its cached leaders are stale.
+_REFRESH_ERRORS = {
+    errors.NOT_LEADER_OR_FOLLOWER,
+    errors.UNKNOWN_TOPIC_OR_PARTITION,
+    errors.FENCED_LEADER_EPOCH,
+    errors.UNKNOWN_LEADER_EPOCH,
+}
 _COORDINATOR_ERRORS = {errors.NOT_COORDINATOR, errors.COORDINATOR_NOT_AVAILABLE}
 
 
@@ -57,31 +63,82 @@ def _fetch_error(index: int, code: int) -> Any:
     )
 
 
-async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Reply:
-    names = session.names
-    assert names is not None
-    refused: dict[str, list[Any]] = {}
-    allowed: dict[str, tuple[str, Any]] = {}  # backend -> (customer, topic request)
-    for t in req.topics:
-        backend_topic = _dlq(names, t.topic)
+class _ByLeader:
+    """One Fetch or ListOffsets split by backend partition leader and forwarded.
+
+    Answers the gateway gives itself (refused topics, partitions without a leader, brokers
+    lost on the way) are collected per customer topic in ``merged``, ahead of the backend's.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        partition_of: Callable[[Any], int],
+        error: Callable[[int, int], Any],
+    ) -> None:
+        self.session = session
+        self._partition_of = partition_of
+        self._error = error  # (partition, error code) -> that partition's answer
+        self.merged: dict[str, list[Any]] = defaultdict(list)
+        self._allowed: dict[str, tuple[str, Any]] = {}  # backend -> (customer, topic request)
+        self._sent: list[tuple[dict[str, list[Any]], asyncio.Future]] = []
+        self.throttle_ms = 0  # the longest throttle among the answers read so far
+
+    def _fail(self, customer: str, parts: Any, code: int) -> None:
+        self.merged[customer].extend(self._error(self._partition_of(p), code) for p in parts)
+
+    def admit(self, customer: str, topic: Any) -> None:
+        """Take one requested topic: forwarded if it is one of the project's DLQ topics."""
+        names = self.session.names
+        assert names is not None
+        backend_topic = _dlq(names, customer)
         if backend_topic is None:
-            refused[t.topic] = [
-                _fetch_error(p.partition, errors.TOPIC_AUTHORIZATION_FAILED) for p in t.partitions
-            ]
+            self._fail(customer, topic.partitions, errors.TOPIC_AUTHORIZATION_FAILED)
         else:
-            allowed[backend_topic] = (t.topic, t)
-    leaders = await session.backend.leaders(list(allowed)) if allowed else {}
-    local: dict[str, list[Any]] = defaultdict(list)
-    by_node = _group_by_leader(
-        allowed,
-        leaders,
-        lambda p: p.partition,
-        lambda c, i, code: local[c].append(_fetch_error(i, code)),
-    )
-    version = header.api_version
-    futures: list[tuple[int, asyncio.Future]] = []
-    for node, topics in by_node.items():
-        forward = FetchRequest(
+            self._allowed[backend_topic] = (customer, topic)
+
+    def customer(self, backend_topic: str) -> str | None:
+        return self._allowed.get(backend_topic, (None,))[0]
+
+    async def send(self, build: Callable[[dict[str, list[Any]]], Any], version: int) -> None:
+        """Send ``build(backend topic -> partition requests)`` to each leader."""
+        session = self.session
+        allowed = self._allowed
+        leaders = await session.backend.leaders(list(allowed)) if allowed else {}
+        by_node = _group_by_leader(
+            allowed,
+            leaders,
+            self._partition_of,
+            lambda c, i, code: self.merged[c].append(self._error(i, code)),
+        )
+        for node, topics in by_node.items():
+            conn = await session.links.node(node)
+            fut = conn.send(build(topics), version)
+            await conn.drain()
+            self._sent.append((topics, fut))
+
+    async def answers(self) -> AsyncIterator[Any]:
+        """Each leader's answer in turn; a broker lost on the way has its partitions answered
+        NOT_LEADER_OR_FOLLOWER instead (and its leaders forgotten)."""
+        for topics, fut in self._sent:
+            try:
+                resp = await fut
+            except BackendError:
+                for bt, parts in topics.items():
+                    self.session.backend.forget(bt)
+                    self._fail(self._allowed[bt][0], parts, errors.NOT_LEADER_OR_FOLLOWER)
+                continue
+            self.throttle_ms = max(self.throttle_ms, resp.throttle_time_ms or 0)
+            yield resp
+
+
+async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Reply:
+    split = _ByLeader(session, lambda p: p.partition, _fetch_error)
+    for t in req.topics:
+        split.admit(t.topic, t)
+
+    def build(topics: dict[str, list[Any]]) -> Any:
+        return FetchRequest(
             cluster_id=None,
             replica_id=-1,
             max_wait_ms=req.max_wait_ms,
@@ -98,31 +155,14 @@ async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Rep
             forgotten_topics_data=[],
             rack_id="",
         )
-        conn = await session.links.node(node)
-        fut = conn.send(forward, version)
-        await conn.drain()
-        futures.append((node, fut))
+
+    await split.send(build, header.api_version)
 
     async def finish() -> Any:
-        merged: dict[str, list[Any]] = defaultdict(list)
-        throttle = 0
-        for customer, parts in refused.items():
-            merged[customer].extend(parts)
-        for customer, parts in local.items():
-            merged[customer].extend(parts)
-        for node, fut in futures:
-            try:
-                resp = await fut
-            except BackendError:
-                for bt, parts in by_node[node].items():
-                    session.backend.forget(bt)
-                    merged[allowed[bt][0]].extend(
-                        _fetch_error(p.partition, errors.NOT_LEADER_OR_FOLLOWER) for p in parts
-                    )
-                continue
-            throttle = max(throttle, resp.throttle_time_ms or 0)
+        merged = split.merged
+        async for resp in split.answers():
             for t in resp.responses:
-                customer = allowed.get(t.topic, (None,))[0]
+                customer = split.customer(t.topic)
                 if customer is None:
                     continue
                 for p in t.partitions:
@@ -134,7 +174,7 @@ async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Rep
                         p.tags.discard("current_leader")
                     merged[customer].append(p)
         return FetchResponse(
-            throttle_time_ms=throttle,
+            throttle_time_ms=split.throttle_ms,
             error_code=errors.NONE,
             session_id=0,
             responses=[
@@ -151,8 +191,6 @@ async def handle_fetch(session: Session, header: RequestHeader, req: Any) -> Rep
 
 
 async def handle_list_offsets(session: Session, header: RequestHeader, req: Any) -> Reply:
-    names = session.names
-    assert names is not None
     Resp = ListOffsetsResponse.ListOffsetsTopicResponse
     Part = Resp.ListOffsetsPartitionResponse
 
@@ -166,26 +204,12 @@ async def handle_list_offsets(session: Session, header: RequestHeader, req: Any)
             leader_epoch=-1,
         )
 
-    merged: dict[str, list[Any]] = defaultdict(list)
-    allowed: dict[str, tuple[str, Any]] = {}
+    split = _ByLeader(session, lambda p: p.partition_index, err)
     for t in req.topics:
-        bt = _dlq(names, t.name)
-        if bt is None:
-            merged[t.name].extend(
-                err(p.partition_index, errors.TOPIC_AUTHORIZATION_FAILED) for p in t.partitions
-            )
-        else:
-            allowed[bt] = (t.name, t)
-    leaders = await session.backend.leaders(list(allowed)) if allowed else {}
-    by_node = _group_by_leader(
-        allowed,
-        leaders,
-        lambda p: p.partition_index,
-        lambda c, i, code: merged[c].append(err(i, code)),
-    )
-    futures = []
-    for node, topics in by_node.items():
-        forward = ListOffsetsRequest(
+        split.admit(t.name, t)
+
+    def build(topics: dict[str, list[Any]]) -> Any:
+        return ListOffsetsRequest(
             replica_id=-1,
             isolation_level=req.isolation_level,
             topics=[
@@ -194,32 +218,21 @@ async def handle_list_offsets(session: Session, header: RequestHeader, req: Any)
             ],
             timeout_ms=req.timeout_ms,
         )
-        conn = await session.links.node(node)
-        futures.append((node, conn.send(forward, header.api_version)))
-        await conn.drain()
+
+    await split.send(build, header.api_version)
 
     async def finish() -> Any:
-        throttle = 0
-        for node, fut in futures:
-            try:
-                resp = await fut
-            except BackendError:
-                for bt, parts in by_node[node].items():
-                    session.backend.forget(bt)
-                    merged[allowed[bt][0]].extend(
-                        err(p.partition_index, errors.NOT_LEADER_OR_FOLLOWER) for p in parts
-                    )
-                continue
-            throttle = max(throttle, resp.throttle_time_ms or 0)
+        merged = split.merged
+        async for resp in split.answers():
             for t in resp.topics:
-                customer = allowed.get(t.name, (None,))[0]
+                customer = split.customer(t.name)
                 if customer is None:
                     continue
                 if any(p.error_code in _REFRESH_ERRORS for p in t.partitions):
                     session.backend.forget(t.name)
                 merged[customer].extend(t.partitions)
         return ListOffsetsResponse(
-            throttle_time_ms=throttle,
+            throttle_time_ms=split.throttle_ms,
             topics=[Resp(name=n, partitions=ps) for n, ps in merged.items()],
         )
 

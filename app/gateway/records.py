@@ -158,11 +158,11 @@ def split_batches(records: bytes) -> list[memoryview]:
     pos = 0
     while pos < len(view):
         if len(view) - pos < _BATCH_OVERHEAD + 5:
-            raise BatchRefused(2, "truncated record batch")
+            raise BatchRefused(errors.CORRUPT_MESSAGE, "truncated record batch")
         (length,) = struct.unpack_from(">i", view, pos + _LENGTH_OFFSET)
         end = pos + _BATCH_OVERHEAD + length
         if length <= 0 or end > len(view):
-            raise BatchRefused(2, "truncated record batch")
+            raise BatchRefused(errors.CORRUPT_MESSAGE, "truncated record batch")
         out.append(view[pos:end])
         pos = end
     return out
@@ -177,15 +177,21 @@ def stamp_batch(
     magic = batch[_MAGIC_OFFSET]
     if magic != 2:
         # Message formats v0/v1 predate headers; Kafka 4 brokers no longer accept them either.
-        raise BatchRefused(43, f"record batch magic {magic} is not supported; use magic 2")
+        raise BatchRefused(
+            errors.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            f"record batch magic {magic} is not supported; use magic 2",
+        )
     (attributes,) = struct.unpack_from(">h", batch, _ATTRIBUTES_OFFSET)
     if attributes & (_TRANSACTIONAL | _CONTROL):
-        raise BatchRefused(53, "transactions are not allowed on this cluster")
+        raise BatchRefused(
+            errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "transactions are not allowed on this cluster",
+        )
     if len(batch) < _RECORDS_OFFSET:
         raise BatchRefused(errors.CORRUPT_MESSAGE, "truncated record batch")
     reader = DefaultRecordBatch(bytes(batch))
     if not reader.validate_crc():
-        raise BatchRefused(2, "record batch CRC mismatch")
+        raise BatchRefused(errors.CORRUPT_MESSAGE, "record batch CRC mismatch")
     codec = attributes & _CODEC_MASK
     if codec:
         # Decompressed here, bounded, and never by the reader (which would inflate it whole).

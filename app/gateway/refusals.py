@@ -26,54 +26,51 @@ ADMIN_REFUSED = (
 TXN = errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 
+def _admin_refused(result: Any, topics: list[dict[str, Any]]) -> list[Any]:
+    """One ``result`` per topic (its identifying fields given), each refused with the reason."""
+    return [
+        result(**fields, error_code=errors.TOPIC_AUTHORIZATION_FAILED, error_message=ADMIN_REFUSED)
+        for fields in topics
+    ]
+
+
 async def refuse_create_topics(session: Session, header: RequestHeader, req: Any) -> Reply:
     return CreateTopicsResponse(
         throttle_time_ms=0,
-        topics=[
-            CreateTopicsResponse.CreatableTopicResult(
-                name=t.name,
-                error_code=errors.TOPIC_AUTHORIZATION_FAILED,
-                error_message=ADMIN_REFUSED,
-                topic_config_error_code=0,
-                num_partitions=-1,
-                replication_factor=-1,
-                configs=None,
-            )
-            for t in req.topics
-        ],
+        topics=_admin_refused(
+            CreateTopicsResponse.CreatableTopicResult,
+            [
+                {
+                    "name": t.name,
+                    "topic_config_error_code": errors.NONE,
+                    "num_partitions": -1,
+                    "replication_factor": -1,
+                    "configs": None,
+                }
+                for t in req.topics
+            ],
+        ),
     )
 
 
 async def refuse_delete_topics(session: Session, header: RequestHeader, req: Any) -> Reply:
     if header.api_version >= 6:
-        targets = [(t.name, t.topic_id) for t in req.topics]
+        targets = [{"name": t.name, "topic_id": t.topic_id} for t in req.topics]
     else:
-        targets = [(name, None) for name in req.topic_names]
+        targets = [{"name": name} for name in req.topic_names]
     return DeleteTopicsResponse(
         throttle_time_ms=0,
-        responses=[
-            DeleteTopicsResponse.DeletableTopicResult(
-                name=name,
-                **({"topic_id": topic_id} if topic_id is not None else {}),
-                error_code=errors.TOPIC_AUTHORIZATION_FAILED,
-                error_message=ADMIN_REFUSED,
-            )
-            for name, topic_id in targets
-        ],
+        responses=_admin_refused(DeleteTopicsResponse.DeletableTopicResult, targets),
     )
 
 
 async def refuse_create_partitions(session: Session, header: RequestHeader, req: Any) -> Reply:
     return CreatePartitionsResponse(
         throttle_time_ms=0,
-        results=[
-            CreatePartitionsResponse.CreatePartitionsTopicResult(
-                name=t.name,
-                error_code=errors.TOPIC_AUTHORIZATION_FAILED,
-                error_message=ADMIN_REFUSED,
-            )
-            for t in req.topics
-        ],
+        results=_admin_refused(
+            CreatePartitionsResponse.CreatePartitionsTopicResult,
+            [{"name": t.name} for t in req.topics],
+        ),
     )
 
 

@@ -6,16 +6,15 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from kafka.protocol.api_key import ApiKey
-
-from app.gateway import cluster, consume, produce, refusals
 from app.gateway.auth import KeyVerifier
 from app.gateway.backend import Backend
+from app.gateway.policy import APIS, advertised
 from app.gateway.ratelimit import AuthFailures, ProduceQuota
-from app.gateway.session import EdgeLimits, GatewayContext, Handler, Session
-from app.gateway.versions import advertised
+from app.gateway.session import EdgeLimits, GatewayContext, Session
 from app.settings import Settings
 from app.store.db import engine_for
 
@@ -24,28 +23,6 @@ log = logging.getLogger("inbound.gateway")
 # The seed's limit: Kafka's message.max.bytes for one record batch.
 MESSAGE_MAX_BYTES = 1048588
 CLUSTER_ID = "inbound-edge"
-
-HANDLERS: dict[int, Handler] = {
-    ApiKey.Produce: produce.handle_produce,
-    ApiKey.Metadata: cluster.handle_metadata,
-    ApiKey.InitProducerId: cluster.handle_init_producer_id,
-    ApiKey.FindCoordinator: cluster.handle_find_coordinator,
-    ApiKey.Fetch: consume.handle_fetch,
-    ApiKey.ListOffsets: consume.handle_list_offsets,
-    ApiKey.JoinGroup: consume.handle_join_group,
-    ApiKey.SyncGroup: consume.handle_sync_group,
-    ApiKey.Heartbeat: consume.handle_heartbeat,
-    ApiKey.LeaveGroup: consume.handle_leave_group,
-    ApiKey.OffsetCommit: consume.handle_offset_commit,
-    ApiKey.OffsetFetch: consume.handle_offset_fetch,
-    ApiKey.CreateTopics: refusals.refuse_create_topics,
-    ApiKey.DeleteTopics: refusals.refuse_delete_topics,
-    ApiKey.CreatePartitions: refusals.refuse_create_partitions,
-    ApiKey.AddPartitionsToTxn: refusals.refuse_add_partitions_to_txn,
-    ApiKey.AddOffsetsToTxn: refusals.refuse_add_offsets_to_txn,
-    ApiKey.EndTxn: refusals.refuse_end_txn,
-    ApiKey.TxnOffsetCommit: refusals.refuse_txn_offset_commit,
-}
 
 
 def backend_bootstrap(settings: Settings) -> str:
@@ -123,17 +100,14 @@ class Gateway:
         host = s.gateway_host
         public = s.gateway_advertised_host or host
         cert, key = tls_files(s)
-        tls = server_ssl_context(cert, key)
-        server = await asyncio.start_server(
-            self._acceptor(public, lambda: self.tls_port),
-            host,
+        self.tls_port = await self._listen(
+            public,
+            lambda: self.tls_port,
             s.gateway_port,
-            ssl=tls,
+            ssl=server_ssl_context(cert, key),
             # A client that never finishes TLS is dropped as one that never finishes SASL.
             ssl_handshake_timeout=s.gateway_auth_seconds,
         )
-        self.tls_port = server.sockets[0].getsockname()[1]
-        self._servers.append(server)
         log.info(
             "Kafka edge (SASL_SSL/PLAIN) on %s:%s, backend %s",
             host,
@@ -141,16 +115,24 @@ class Gateway:
             self.backend.bootstrap,
         )
         if s.gateway_plain_port:
-            plain = await asyncio.start_server(
-                self._acceptor(public, lambda: self.plain_port), host, s.gateway_plain_port
+            self.plain_port = await self._listen(
+                public, lambda: self.plain_port, s.gateway_plain_port
             )
-            self.plain_port = plain.sockets[0].getsockname()[1]
-            self._servers.append(plain)
             log.warning(
                 "plaintext SASL listener on %s:%s: for local development only",
                 host,
                 self.plain_port,
             )
+
+    async def _listen(
+        self, public_host: str, port_of: Callable[[], int | None], port: int, **tls: Any
+    ) -> int:
+        """Start one listener; the port it got (``port`` may be 0: any free one)."""
+        server = await asyncio.start_server(
+            self._acceptor(public_host, port_of), self.settings.gateway_host, port, **tls
+        )
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
 
     def _acceptor(self, public_host: str, port_of):  # noqa: ANN001, ANN202 - asyncio callback
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -163,7 +145,7 @@ class Gateway:
                 writer.close()
                 return
             self._per_address[address] = self._per_address.get(address, 0) + 1
-            session = Session(self.ctx, reader, writer, (public_host, port_of()), HANDLERS)
+            session = Session(self.ctx, reader, writer, (public_host, port_of()), APIS)
             task = asyncio.current_task()
             assert task is not None
             self._sessions.add(task)

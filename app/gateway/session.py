@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka.protocol.api_key import ApiKey
 from kafka.protocol.api_message import ApiMessage
@@ -26,7 +26,6 @@ from app.gateway.backend import Backend, BackendError, SessionLinks
 from app.gateway.logsafe import shown
 from app.gateway.naming import ProjectNames
 from app.gateway.ratelimit import AuthFailures, ProduceQuota
-from app.gateway.versions import PRE_AUTH
 from app.gateway.wire import (
     FrameTimeout,
     FrameTooLarge,
@@ -36,8 +35,10 @@ from app.gateway.wire import (
     encode_response,
     parse_request_header,
     read_frame,
-    request_class,
 )
+
+if TYPE_CHECKING:
+    from app.gateway.policy import Api
 
 log = logging.getLogger("inbound.gateway")
 
@@ -96,14 +97,14 @@ class Session:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         advertised: tuple[str, int],
-        handlers: dict[int, Handler],
+        apis: Mapping[int, Api],
     ) -> None:
         self.ctx = ctx
         self.backend = ctx.backend
         self._reader = reader
         self._writer = writer
         self.advertised = advertised
-        self._handlers = handlers
+        self._apis = apis
         self.principal: Principal | None = None
         self.names: ProjectNames | None = None
         self.links = SessionLinks(ctx.backend, "inbound-gateway")
@@ -236,38 +237,35 @@ class Session:
     async def _dispatch(self, header: RequestHeader, frame: bytes) -> Reply:
         key, version = header.api_key, header.api_version
         if key == ApiKey.ApiVersions:
-            return self._api_versions(header)
+            # Answered at any version, its body unread (Kafka's rule): a client learns the
+            # versions even from a request version the gateway does not know.
+            return await self.api_versions(header, None)
+        api = self._apis.get(key)
         supported = self.ctx.versions.get(key)
-        if supported is None or request_class(key) is None:
+        if api is None or supported is None:
             raise CloseConnection(f"API {key} is not served by the gateway")
         if not supported[0] <= version <= supported[1]:
             raise CloseConnection(f"API {key} v{version} is not served by the gateway")
-        if self.principal is None and key not in PRE_AUTH:
+        if self.principal is None and not api.pre_auth:
             raise CloseConnection(f"API {key} before authentication")
         request = decode_request(header, frame)
-        if key == ApiKey.SaslHandshake:
-            return self._sasl_handshake(header, request)
-        if key == ApiKey.SaslAuthenticate:
-            return await self._sasl_authenticate(header, request)
-        # A revoked key stops working on open connections too, not only on new ones.
-        assert self.principal is not None
-        if not await self.ctx.verifier.still_valid(self.principal):
-            log.info(
-                "key %s of project %s no longer valid: closing",
-                self.principal.key_id,
-                self.principal.project_id,
-            )
-            raise CloseConnection("key revoked")
-        handler = self._handlers.get(key)
-        if handler is None:
-            raise CloseConnection(f"API {key} has no handler")
+        if not api.pre_auth:
+            # A revoked key stops working on open connections too, not only on new ones.
+            assert self.principal is not None
+            if not await self.ctx.verifier.still_valid(self.principal):
+                log.info(
+                    "key %s of project %s no longer valid: closing",
+                    self.principal.key_id,
+                    self.principal.project_id,
+                )
+                raise CloseConnection("key revoked")
         try:
-            return await handler(self, header, request)
+            return await api.handler(self, header, request)
         except BackendError as exc:
             log.warning("backend unavailable for %s: %s", self.peer, exc)
             raise CloseConnection(str(exc)) from exc
 
-    def _api_versions(self, header: RequestHeader) -> ApiMessage:
+    async def api_versions(self, header: RequestHeader, request: Any) -> Reply:
         low, high = self.ctx.versions[ApiKey.ApiVersions]
         keys = [
             ApiVersionsResponse.ApiVersion(api_key=k, min_version=v[0], max_version=v[1])
@@ -290,7 +288,7 @@ class Session:
 
     # ---- SASL ------------------------------------------------------------------------------
 
-    def _sasl_handshake(self, header: RequestHeader, request: Any) -> ApiMessage:
+    async def sasl_handshake(self, header: RequestHeader, request: Any) -> Reply:
         if self.principal is not None:
             raise CloseConnection("SASL handshake after authentication")
         if request.mechanism != "PLAIN":
@@ -336,7 +334,7 @@ class Session:
         )
         return None
 
-    async def _sasl_authenticate(self, header: RequestHeader, request: Any) -> Reply:
+    async def sasl_authenticate(self, header: RequestHeader, request: Any) -> Reply:
         if self._handshake_version is None or self.principal is not None:
             raise CloseConnection("SaslAuthenticate without a handshake")
         failure = await self._authenticate(bytes(request.auth_bytes or b""))
