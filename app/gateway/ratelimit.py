@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
+
+Clock = Callable[[], float]
 
 
 class ProduceQuota:
@@ -13,15 +16,16 @@ class ProduceQuota:
     project must now wait for its bucket to refill is returned as the throttle time.
     """
 
-    def __init__(self, bytes_per_second: int) -> None:
+    def __init__(self, bytes_per_second: int, clock: Clock = time.monotonic) -> None:
         self.rate = bytes_per_second
+        self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # project -> (tokens, last refill)
 
     def charge(self, project_id: str, size: int) -> int:
         """Take ``size`` bytes from ``project_id``'s bucket; the throttle time in ms (0: none)."""
         if self.rate <= 0:
             return 0
-        now = time.monotonic()
+        now = self._clock()
         tokens, last = self._buckets.get(project_id, (float(self.rate), now))
         tokens = min(float(self.rate), tokens + (now - last) * self.rate) - size
         self._buckets[project_id] = (tokens, now)
@@ -37,8 +41,9 @@ class AuthFailures:
     # Past this many tracked addresses, ones with no failure in the window are dropped.
     _PRUNE_AT = 10000
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, clock: Clock = time.monotonic) -> None:
         self.per_minute = per_minute
+        self._clock = clock
         self._failures: dict[str, deque[float]] = {}
         # Logins being checked right now: counted as failures until they succeed, so many
         # attempts sent at once cannot all get past the limit before the first one fails.
@@ -56,7 +61,7 @@ class AuthFailures:
         """True when ``address`` has used up its failed logins for now."""
         if self.per_minute <= 0:
             return False
-        times = self._recent(address, time.monotonic())
+        times = self._recent(address, self._clock())
         recent = len(times) if times is not None else 0
         return recent + self._pending.get(address, 0) >= self.per_minute
 
@@ -74,7 +79,7 @@ class AuthFailures:
             self.record(address)
 
     def record(self, address: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if len(self._failures) >= self._PRUNE_AT:
             for key in list(self._failures):
                 if not self._recent(key, now):
