@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.api.problems import ApiError
 from app.api.producer import KafkaProducerHolder
+from app.api.replay_limit import ReplayLimiter
 from app.settings import Settings, get_settings
 from app.store.db import engine_for, session_factory
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = session_factory(engine_for(settings.effective_database_url))
     app.state.producer = producer
-    app.state.replay_buckets = {}
+    app.state.replay_limiter = ReplayLimiter(settings.replay_rate_per_second, settings.replay_burst)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:

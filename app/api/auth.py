@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.deps import SessionsDep, SettingsDep
 from app.api.problems import ApiError
 from app.store.keys import find_key, permits
 from app.store.models import ApiKey
@@ -59,7 +61,9 @@ def key_from_request(request: Request) -> str | None:
     return value.split(" ", 1)[1].strip() if value.lower().startswith("bearer ") else value.strip()
 
 
-def authenticate(request: Request, project_id: str, permission: str | None) -> Caller:
+def authenticate(
+    request: Request, sessions: sessionmaker[Session], project_id: str, permission: str | None
+) -> Caller:
     """401 for a missing or unknown key; 403 for a key of another project or without the permission.
 
     ``permission=None`` means the master key is required.
@@ -71,9 +75,10 @@ def authenticate(request: Request, project_id: str, permission: str | None) -> C
             "InvalidApiKeyError",
             "No API key: send it in the Authorization header or as ?api_key=.",
         )
-    session_factory = request.app.state.session_factory
     try:
-        with session_factory() as session:
+        # Its own session, not the route's SessionDep: the route may begin a transaction on
+        # that one, and a database failure here is a 503 of its own.
+        with sessions() as session:
             key = find_key(session, secret)
     except Exception as exc:  # the database is down: not the caller's fault
         raise ApiError(503, "ServiceUnavailableError", "The database is unavailable.") from exc
@@ -94,11 +99,12 @@ def require_key(permission: str | None) -> Callable[..., Caller]:
 
     def dependency(
         request: Request,
+        sessions: SessionsDep,
         project_id: str,
         _h: str | None = Depends(_key_header),
         _q: str | None = Depends(_key_query),
     ) -> Caller:
-        return authenticate(request, project_id, permission)
+        return authenticate(request, sessions, project_id, permission)
 
     return dependency
 
@@ -111,10 +117,11 @@ QUERY_KEY = require_key("queries")
 
 def require_admin(
     request: Request,
+    settings: SettingsDep,
     credentials: HTTPAuthorizationCredentials | None = Depends(_admin_bearer),
 ) -> str:
     """The support-staff actor name; 401 without the admin token, 404 when /admin is disabled."""
-    token = request.app.state.settings.admin_token
+    token = settings.admin_token
     if not token:
         raise ApiError(404, "ResourceNotFoundError", "The admin API is disabled on this server.")
     given = credentials.credentials if credentials else ""

@@ -11,67 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.api.audit import record_audit
 from app.api.problems import ApiError
-from app.api.timeframes import QueryError, iso, parse_instant
+from app.api.time_params import parse_time
+from app.api.timeframes import iso_or_none
 from app.contract.topics import customer_dlq_name, parse_dlq
-from app.store.models import AuditEntry, IngestError
+from app.store.models import IngestError
 
 STATUSES = ("open", "replayed", "resolved", "ignored")
-
-
-class Coordinates(BaseModel):
-    topic: str | None = Field(description="The name the customer sees.")
-    backend_topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-
-
-class ErrorSummaryItem(BaseModel):
-    error_id: str
-    project_id: str
-    collection: str
-    code: str = Field(examples=["invalid_json"])
-    stage: str = Field(examples=["decode"])
-    message: str
-    detail: dict[str, Any]
-    status: str = Field(examples=["open"])
-    created_at: str
-    updated_at: str
-    record_timestamp: str | None
-    key_id: str | None
-    payload_size: int
-    payload_sha256: str
-    payload_truncated: bool
-    source: Coordinates
-    dlq: Coordinates
-    replay_count: int
-    replay_outcome: dict[str, Any] | None
-
-
-class Bytes(BaseModel):
-    base64: str | None
-    utf8: str | None = Field(description="The bytes as text, when they are valid UTF-8.")
-
-
-class HeaderView(BaseModel):
-    name: str
-    value_base64: str
-    value_utf8: str | None
-
-
-class ErrorDetail(ErrorSummaryItem):
-    payload: Bytes = Field(description="The stored payload (up to the configured cap).")
-    record_key: Bytes
-    headers: list[HeaderView]
-
-
-class ErrorPage(BaseModel):
-    errors: list[ErrorSummaryItem]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -79,11 +29,6 @@ def _utc(at: datetime | None) -> datetime | None:
         return None
     # SQLite returns naive datetimes; every stored time is UTC.
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def _iso(at: datetime | None) -> str | None:
-    at = _utc(at)
-    return iso(at) if at else None
 
 
 def _bytes_view(raw: bytes | None) -> dict[str, str | None]:
@@ -111,9 +56,9 @@ def summary_view(row: IngestError) -> dict[str, Any]:
         "message": row.message,
         "detail": row.detail or {},
         "status": row.status,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "record_timestamp": _iso(row.record_timestamp),
+        "created_at": iso_or_none(row.created_at),
+        "updated_at": iso_or_none(row.updated_at),
+        "record_timestamp": iso_or_none(row.record_timestamp),
         "key_id": row.key_id,
         "payload_size": row.payload_size,
         "payload_sha256": row.payload_sha256,
@@ -163,24 +108,16 @@ def detail_view(row: IngestError) -> dict[str, Any]:
 
 def audit_payload_read(session: Session, actor: str, row: IngestError) -> None:
     """Every returned payload leaves a trace: who read which error's payload, when."""
-    session.add(
-        AuditEntry(
-            at=datetime.now(UTC),
-            actor=actor,
-            action="error.payload.read",
-            project_id=row.project_id,
-            target=row.id,
-        )
-    )
+    record_audit(session, actor, "error.payload.read", project_id=row.project_id, target=row.id)
 
 
-def parse_time(value: str | None, name: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_instant(value, UTC, name)
-    except QueryError as exc:
-        raise ApiError(400, "InvalidParameterError", str(exc)) from exc
+def find_error(session: Session, error_id: str, project_id: str | None) -> IngestError:
+    """The error row, of ``project_id`` when given (None: support staff, any project)."""
+    row = session.get(IngestError, error_id)
+    if row is None or (project_id is not None and row.project_id != project_id):
+        where = " in this project" if project_id is not None else ""
+        raise ApiError(404, "ResourceNotFoundError", f"No such error{where}.")
+    return row
 
 
 def error_filters(
@@ -263,3 +200,29 @@ def list_errors(
         "errors": [summary_view(r) for r in rows],
         "next_cursor": _encode_cursor(rows[-1]) if more and rows else None,
     }
+
+
+def search_errors(
+    session: Session,
+    *,
+    project_id: str | None,
+    collection: str | None,
+    code: str | None,
+    status: str | None,
+    stage: str | None,
+    since: str | None,
+    until: str | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """One page of errors matching the filters as the list routes receive them."""
+    where = error_filters(
+        project_id=project_id,
+        collection=collection,
+        code=code,
+        status=status,
+        stage=stage,
+        since=parse_time(since, "since"),
+        until=parse_time(until, "until"),
+    )
+    return list_errors(session, where, cursor=cursor, limit=limit)

@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import ProducerDep, SessionsDep
+from app.api.schemas.health import Health
+
 router = APIRouter(tags=["operations"])
-
-
-class Health(BaseModel):
-    status: str = Field(examples=["ok"], description="ok, or degraded when a check fails.")
-    database: str = Field(examples=["ok"])
-    kafka: str = Field(examples=["ok"], description="ok, unavailable, or not_configured.")
 
 
 @router.get(
@@ -27,16 +23,15 @@ class Health(BaseModel):
     response_model=Health,
     responses={503: {"model": Health, "description": "A dependency is unreachable."}},
 )
-async def healthz(request: Request) -> Any:
+async def healthz(sessions: SessionsDep, producer: ProducerDep) -> Any:
     def _db() -> bool:
         try:
-            with request.app.state.session_factory() as session:
+            with sessions() as session:
                 session.execute(text("SELECT 1"))
             return True
         except Exception:
             return False
 
-    producer = request.app.state.producer
     db_ok, kafka_ok = await asyncio.gather(
         run_in_threadpool(_db),
         producer.ping() if producer.configured else asyncio.sleep(0, result=None),

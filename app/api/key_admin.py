@@ -3,65 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.problems import ApiError
 from app.api.query_build import parse_filters
-from app.api.timeframes import QueryError, iso
+from app.api.schemas.keys import KeyCreate
+from app.api.timeframes import QueryError, iso_or_none
 from app.store.keys import ACCESS_PERMISSIONS, create_key
 from app.store.models import ApiKey
-
-
-class KeyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
-
-    writes: dict[str, Any] | None = Field(
-        default=None, examples=[{"autofill": {"source": "web"}}], description="{autofill: {...}}"
-    )
-    queries: dict[str, Any] | None = Field(
-        default=None,
-        examples=[
-            {"filters": [{"property_name": "tenant", "operator": "eq", "property_value": "a"}]}
-        ],
-        description="{filters: [...]} forced onto every query",
-    )
-
-
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
-
-    kind: Literal["access", "write", "read", "master"] = "access"
-    name: str | None = Field(default=None, max_length=200, examples=["web frontend"])
-    permitted: list[str] = Field(default_factory=list, examples=[["writes"]])
-    options: KeyOptions = Field(default_factory=KeyOptions)
-
-
-class KeyView(BaseModel):
-    key_id: str
-    project_id: str
-    kind: str
-    name: str | None
-    key_prefix: str = Field(description="First characters of the secret, to recognise it.")
-    permitted: list[str]
-    options: dict[str, Any]
-    is_active: bool
-    created_at: str
-    revoked_at: str | None
-
-
-class KeyCreated(KeyView):
-    key: str = Field(description="The secret. Shown only in this response.")
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return iso(at if at.tzinfo else at.replace(tzinfo=UTC))
 
 
 def key_view(key: ApiKey) -> dict[str, Any]:
@@ -74,8 +27,8 @@ def key_view(key: ApiKey) -> dict[str, Any]:
         "permitted": list(key.permitted or []),
         "options": key.options or {},
         "is_active": key.is_active,
-        "created_at": _iso(key.created_at),
-        "revoked_at": _iso(key.revoked_at),
+        "created_at": iso_or_none(key.created_at),
+        "revoked_at": iso_or_none(key.revoked_at),
     }
 
 

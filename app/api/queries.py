@@ -10,21 +10,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    Integer,
-    Select,
-    and_,
-    column,
-    func,
-    select,
-    true,
-    values,
-)
+from sqlalchemy import ColumnElement, Select, and_, func, select, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.api.bucket_bounds import bounds_cte
 from app.api.query_build import (
     Filter,
     FilterLimits,
@@ -274,16 +264,7 @@ def run_count(session: Session, q: Query, *, max_buckets: int) -> dict[str, Any]
     assert q.timeframe is not None
     frames = buckets(q.timeframe, q.interval, q.tz, max_buckets)
     # One scan: join events to a VALUES list of bucket bounds, each bucket an index range.
-    bounds = (
-        values(
-            column("idx", Integer),
-            column("b_start", DateTime(timezone=True)),
-            column("b_end", DateTime(timezone=True)),
-            name="buckets",
-        )
-        .data([(i, f.start, f.end) for i, f in enumerate(frames)])
-        .cte("buckets")
-    )
+    bounds = bounds_cte([(f.start, f.end) for f in frames])
     stmt = (
         select(bounds.c.idx, *groups.columns, func.count())
         .select_from(Event)

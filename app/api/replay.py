@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,30 +30,6 @@ REPLAY_ERROR_ID = "inbound.replay.error_id"
 # Headers Inbound itself wrote about the failure or an earlier replay: not part of the original.
 _STRIPPED_PREFIXES = ("inbound.error.", "inbound.original.", "inbound.replay.")
 _STRIPPED = {h.FAILED_AT}
-
-
-@dataclass
-class TokenBucket:
-    """Records per second a project may replay, with a burst allowance."""
-
-    rate: float
-    capacity: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def available(self) -> int:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.capacity
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return int(self.tokens)
-
-    def take(self, n: int) -> None:
-        self.tokens -= n
-
-    def wait_for_one(self) -> float:
-        return max(0.0, (1 - self.tokens) / self.rate) if self.rate > 0 else 60.0
 
 
 @dataclass(frozen=True)

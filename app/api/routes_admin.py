@@ -3,57 +3,38 @@ project overviews, the payload audit log, paused streams, projects and keys."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy import select
 
+from app.api.audit import audit_page, record_audit
 from app.api.auth import require_admin
-from app.api.error_views import (
-    ErrorDetail,
-    ErrorPage,
-    ErrorSummaryItem,
-    audit_payload_read,
-    detail_view,
-    error_filters,
-    list_errors,
-    parse_time,
-    summary_view,
+from app.api.deps import SessionDep
+from app.api.error_views import audit_payload_read, detail_view, find_error, search_errors
+from app.api.key_admin import list_keys, make_key, revoke_key
+from app.api.overview import project_overview
+from app.api.pauses import list_pauses, resume_pause
+from app.api.problems import error_responses
+from app.api.project_views import project_or_404, project_view
+from app.api.reconciliation import reconcile
+from app.api.schemas.admin import (
+    AuditPage,
+    Overview,
+    PauseView,
+    ProjectCreate,
+    ProjectCreated,
+    ProjectView,
 )
-from app.api.key_admin import KeyCreate, KeyCreated, KeyView, list_keys, make_key, revoke_key
-from app.api.problems import ApiError, error_responses
-from app.api.routes_errors import Reconciliation, reconcile
-from app.api.timeframes import iso
-from app.store.models import (
-    AuditEntry,
-    IngestCounter,
-    IngestError,
-    Notification,
-    Project,
-    StreamPause,
-)
+from app.api.schemas.errors import ErrorDetail, ErrorPage, Reconciliation
+from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
+from app.store.models import Project
 from app.store.projects import create_project
-from app.webhooks.events import DLQ_RESUMED
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN_ERRORS = (400, 401, 404, 503)
 # Ids are 64-bit in the database; larger numbers are a 400, not a driver overflow.
 MAX_BIGINT = 2**63 - 1
-
-
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return iso(at if at.tzinfo else at.replace(tzinfo=UTC))
-
-
-def _project_or_404(session: Any, project_id: str) -> Project:
-    project = session.get(Project, project_id)
-    if project is None:
-        raise ApiError(404, "ResourceNotFoundError", "No such project.")
-    return project
 
 
 @router.get(
@@ -63,7 +44,7 @@ def _project_or_404(session: Any, project_id: str) -> Project:
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_errors(
-    request: Request,
+    session: SessionDep,
     project_id: str | None = Query(default=None),
     collection: str | None = Query(default=None),
     code: str | None = Query(default=None, description="Comma-separated codes."),
@@ -75,17 +56,18 @@ def admin_errors(
     limit: int = Query(default=50, ge=1, le=500),
     _actor: str = Depends(require_admin),
 ) -> Any:
-    where = error_filters(
+    return search_errors(
+        session,
         project_id=project_id,
         collection=collection,
         code=code,
         status=status,
         stage=stage,
-        since=parse_time(since, "since"),
-        until=parse_time(until, "until"),
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
-    with request.app.state.session_factory() as session:
-        return list_errors(session, where, cursor=cursor, limit=limit)
 
 
 @router.get(
@@ -94,34 +76,11 @@ def admin_errors(
     response_model=ErrorDetail,
     responses=error_responses(*ADMIN_ERRORS),
 )
-def admin_error(request: Request, error_id: str, actor: str = Depends(require_admin)) -> Any:
-    with request.app.state.session_factory() as session, session.begin():
-        row = session.get(IngestError, error_id)
-        if row is None:
-            raise ApiError(404, "ResourceNotFoundError", "No such error.")
+def admin_error(session: SessionDep, error_id: str, actor: str = Depends(require_admin)) -> Any:
+    with session.begin():
+        row = find_error(session, error_id, None)
         audit_payload_read(session, actor, row)
         return detail_view(row)
-
-
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, never ignored
-
-    name: str = Field(min_length=1, max_length=200, examples=["shop"])
-
-
-class ProjectCreated(BaseModel):
-    project_id: str
-    name: str
-    master_key: str
-    write_key: str
-    read_key: str
-
-
-class ProjectView(BaseModel):
-    project_id: str
-    name: str
-    is_active: bool
-    created_at: str
 
 
 @router.post(
@@ -133,18 +92,16 @@ class ProjectView(BaseModel):
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_create_project(
-    request: Request, body: ProjectCreate, actor: str = Depends(require_admin)
+    session: SessionDep, body: ProjectCreate, actor: str = Depends(require_admin)
 ) -> Any:
-    with request.app.state.session_factory() as session, session.begin():
+    with session.begin():
         created = create_project(session, body.name)
-        session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                actor=actor,
-                action="project.create",
-                project_id=created["project_id"],
-                target=created["project_id"],
-            )
+        record_audit(
+            session,
+            actor,
+            "project.create",
+            project_id=created["project_id"],
+            target=created["project_id"],
         )
         return created
 
@@ -155,54 +112,9 @@ def admin_create_project(
     response_model=list[ProjectView],
     responses=error_responses(*ADMIN_ERRORS),
 )
-def admin_projects(request: Request, _actor: str = Depends(require_admin)) -> Any:
-    with request.app.state.session_factory() as session:
-        projects = session.execute(select(Project).order_by(Project.created_at)).scalars()
-        return [
-            {
-                "project_id": p.id,
-                "name": p.name,
-                "is_active": p.is_active,
-                "created_at": _iso(p.created_at),
-            }
-            for p in projects
-        ]
-
-
-class PauseView(BaseModel):
-    pause_id: int
-    collection: str
-    topic: str
-    partition: int
-    reason: str
-    paused_at: str
-    resumed_at: str | None
-    resumed_by: str | None
-
-
-def _pause_view(p: StreamPause) -> dict[str, Any]:
-    return {
-        "pause_id": p.id,
-        "collection": p.collection,
-        "topic": p.topic,
-        "partition": p.partition,
-        "reason": p.reason,
-        "paused_at": _iso(p.paused_at),
-        "resumed_at": _iso(p.resumed_at),
-        "resumed_by": p.resumed_by,
-    }
-
-
-class Overview(BaseModel):
-    project: ProjectView
-    window_hours: int
-    received: int
-    rejected: int
-    error_rate: float = Field(description="rejected / received over the window (0 when none).")
-    errors_by_code: dict[str, int]
-    open_errors: int
-    last_error: ErrorSummaryItem | None
-    paused_streams: list[PauseView]
+def admin_projects(session: SessionDep, _actor: str = Depends(require_admin)) -> Any:
+    projects = session.execute(select(Project).order_by(Project.created_at)).scalars()
+    return [project_view(p) for p in projects]
 
 
 @router.get(
@@ -212,62 +124,12 @@ class Overview(BaseModel):
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_overview(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     hours: int = Query(default=24, ge=1, le=24 * 90),
     _actor: str = Depends(require_admin),
 ) -> Any:
-    since = datetime.now(UTC) - timedelta(hours=hours)
-    with request.app.state.session_factory() as session:
-        project = _project_or_404(session, project_id)
-        received, rejected = session.execute(
-            select(
-                func.coalesce(func.sum(IngestCounter.received), 0),
-                func.coalesce(func.sum(IngestCounter.rejected), 0),
-            ).where(
-                IngestCounter.project_id == project_id,
-                IngestCounter.bucket >= since.replace(minute=0, second=0, microsecond=0),
-            )
-        ).one()
-        by_code = dict(
-            session.execute(
-                select(IngestError.code, func.count())
-                .where(IngestError.project_id == project_id, IngestError.created_at >= since)
-                .group_by(IngestError.code)
-            ).all()
-        )
-        open_errors = session.scalar(
-            select(func.count())
-            .select_from(IngestError)
-            .where(IngestError.project_id == project_id, IngestError.status == "open")
-        )
-        last = session.scalar(
-            select(IngestError)
-            .where(IngestError.project_id == project_id)
-            .order_by(IngestError.created_at.desc(), IngestError.id.desc())
-            .limit(1)
-        )
-        pauses = session.execute(
-            select(StreamPause)
-            .where(StreamPause.project_id == project_id, StreamPause.resumed_at.is_(None))
-            .order_by(StreamPause.paused_at)
-        ).scalars()
-        return {
-            "project": {
-                "project_id": project.id,
-                "name": project.name,
-                "is_active": project.is_active,
-                "created_at": _iso(project.created_at),
-            },
-            "window_hours": hours,
-            "received": int(received),
-            "rejected": int(rejected),
-            "error_rate": (int(rejected) / int(received)) if received else 0.0,
-            "errors_by_code": {k: int(v) for k, v in by_code.items()},
-            "open_errors": int(open_errors or 0),
-            "last_error": summary_view(last) if last else None,
-            "paused_streams": [_pause_view(p) for p in pauses],
-        }
+    return project_overview(session, project_id, hours)
 
 
 @router.get(
@@ -277,14 +139,14 @@ def admin_overview(
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_reconciliation(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     since: str | None = Query(default=None),
     until: str | None = Query(default=None),
     collection: str | None = Query(default=None),
     _actor: str = Depends(require_admin),
 ) -> Any:
-    return reconcile(request, project_id, since, until, collection)
+    return reconcile(session, project_id, since, until, collection)
 
 
 @router.get(
@@ -294,17 +156,12 @@ def admin_reconciliation(
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_pauses(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     include_resumed: bool = Query(default=False),
     _actor: str = Depends(require_admin),
 ) -> Any:
-    where = [StreamPause.project_id == project_id]
-    if not include_resumed:
-        where.append(StreamPause.resumed_at.is_(None))
-    with request.app.state.session_factory() as session:
-        rows = session.execute(select(StreamPause).where(*where).order_by(StreamPause.id)).scalars()
-        return [_pause_view(p) for p in rows]
+    return list_pauses(session, project_id, include_resumed)
 
 
 @router.post(
@@ -315,62 +172,13 @@ def admin_pauses(
     responses=error_responses(*ADMIN_ERRORS, 409),
 )
 def admin_resume(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     pause_id: int = Path(ge=1, le=MAX_BIGINT),
     actor: str = Depends(require_admin),
 ) -> Any:
-    with request.app.state.session_factory() as session, session.begin():
-        pause = session.scalar(
-            select(StreamPause).where(
-                StreamPause.id == pause_id, StreamPause.project_id == project_id
-            )
-        )
-        if pause is None:
-            raise ApiError(404, "ResourceNotFoundError", "No such pause in this project.")
-        if pause.resumed_at is not None:
-            raise ApiError(409, "ConflictError", "This stream was already resumed.")
-        pause.resumed_at = datetime.now(UTC)
-        pause.resumed_by = actor
-        session.add(
-            AuditEntry(
-                at=pause.resumed_at,
-                actor=actor,
-                action="stream.resume",
-                project_id=project_id,
-                target=f"{pause.topic}/{pause.partition}",
-            )
-        )
-        # Webhooks get dlq.resumed, as for `inbound dlq resume` (same payload shape).
-        session.add(
-            Notification(
-                project_id=project_id,
-                type=DLQ_RESUMED,
-                created_at=pause.resumed_at,
-                payload={
-                    "collection": pause.collection,
-                    "topic": pause.collection,
-                    "partitions": [pause.partition],
-                    "resumed_by": actor,
-                },
-            )
-        )
-        session.flush()
-        return _pause_view(pause)
-
-
-class AuditView(BaseModel):
-    id: int
-    at: str
-    actor: str
-    action: str = Field(examples=["error.payload.read"])
-    project_id: str | None
-    target: str | None
-
-
-class AuditPage(BaseModel):
-    entries: list[AuditView]
-    next_cursor: int | None = Field(description="Pass as `before_id` for older entries.")
+    with session.begin():
+        return resume_pause(session, project_id, pause_id, actor)
 
 
 @router.get(
@@ -380,7 +188,7 @@ class AuditPage(BaseModel):
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_audit(
-    request: Request,
+    session: SessionDep,
     project_id: str | None = Query(default=None),
     actor: str | None = Query(default=None),
     action: str | None = Query(default=None),
@@ -388,39 +196,14 @@ def admin_audit(
     limit: int = Query(default=100, ge=1, le=1000),
     _actor: str = Depends(require_admin),
 ) -> Any:
-    where = []
-    if project_id:
-        where.append(AuditEntry.project_id == project_id)
-    if actor:
-        where.append(AuditEntry.actor == actor)
-    if action:
-        where.append(AuditEntry.action == action)
-    if before_id:
-        where.append(AuditEntry.id < before_id)
-    with request.app.state.session_factory() as session:
-        rows = (
-            session.execute(
-                select(AuditEntry).where(*where).order_by(AuditEntry.id.desc()).limit(limit + 1)
-            )
-            .scalars()
-            .all()
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "entries": [
-            {
-                "id": r.id,
-                "at": _iso(r.at),
-                "actor": r.actor,
-                "action": r.action,
-                "project_id": r.project_id,
-                "target": r.target,
-            }
-            for r in rows
-        ],
-        "next_cursor": rows[-1].id if more and rows else None,
-    }
+    return audit_page(
+        session,
+        project_id=project_id,
+        actor=actor,
+        action=action,
+        before_id=before_id,
+        limit=limit,
+    )
 
 
 @router.post(
@@ -431,20 +214,12 @@ def admin_audit(
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_key_create(
-    request: Request, project_id: str, body: KeyCreate, actor: str = Depends(require_admin)
+    session: SessionDep, project_id: str, body: KeyCreate, actor: str = Depends(require_admin)
 ) -> Any:
-    with request.app.state.session_factory() as session, session.begin():
-        _project_or_404(session, project_id)
+    with session.begin():
+        project_or_404(session, project_id)
         created = make_key(session, project_id, body)
-        session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                actor=actor,
-                action="key.create",
-                project_id=project_id,
-                target=created["key_id"],
-            )
-        )
+        record_audit(session, actor, "key.create", project_id=project_id, target=created["key_id"])
         return created
 
 
@@ -454,10 +229,11 @@ def admin_key_create(
     response_model=list[KeyView],
     responses=error_responses(*ADMIN_ERRORS),
 )
-def admin_key_list(request: Request, project_id: str, _actor: str = Depends(require_admin)) -> Any:
-    with request.app.state.session_factory() as session:
-        _project_or_404(session, project_id)
-        return list_keys(session, project_id)
+def admin_key_list(
+    session: SessionDep, project_id: str, _actor: str = Depends(require_admin)
+) -> Any:
+    project_or_404(session, project_id)
+    return list_keys(session, project_id)
 
 
 @router.delete(
@@ -467,17 +243,9 @@ def admin_key_list(request: Request, project_id: str, _actor: str = Depends(requ
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_key_revoke(
-    request: Request, project_id: str, key_id: str, actor: str = Depends(require_admin)
+    session: SessionDep, project_id: str, key_id: str, actor: str = Depends(require_admin)
 ) -> Any:
-    with request.app.state.session_factory() as session, session.begin():
+    with session.begin():
         view = revoke_key(session, project_id, key_id)
-        session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                actor=actor,
-                action="key.revoke",
-                project_id=project_id,
-                target=key_id,
-            )
-        )
+        record_audit(session, actor, "key.revoke", project_id=project_id, target=key_id)
         return view

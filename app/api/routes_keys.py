@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from app.api.auth import MASTER_KEY, Caller
-from app.api.key_admin import KeyCreate, KeyCreated, KeyView, list_keys, make_key, revoke_key
+from app.api.deps import SessionDep
+from app.api.key_admin import list_keys, make_key, revoke_key
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
+from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
 
 router = APIRouter(tags=["keys"])
 KEYS_PATH = "/3.0/projects/{project_id}/keys"
@@ -24,10 +26,10 @@ KEYS_PATH = "/3.0/projects/{project_id}/keys"
     response_model=KeyCreated,
     responses=error_responses(*KEY_ERRORS),
 )
-def key_create(request: Request, body: KeyCreate, caller: Caller = Depends(MASTER_KEY)) -> Any:
+def key_create(session: SessionDep, body: KeyCreate, caller: Caller = Depends(MASTER_KEY)) -> Any:
     if body.kind != "access":
         raise ApiError(403, "InvalidApiKeyError", "A master key creates access keys only.")
-    with request.app.state.session_factory() as session, session.begin():
+    with session.begin():
         return make_key(session, caller.project_id, body)
 
 
@@ -37,9 +39,8 @@ def key_create(request: Request, body: KeyCreate, caller: Caller = Depends(MASTE
     response_model=list[KeyView],
     responses=error_responses(*KEY_ERRORS),
 )
-def key_list(request: Request, caller: Caller = Depends(MASTER_KEY)) -> Any:
-    with request.app.state.session_factory() as session:
-        return list_keys(session, caller.project_id)
+def key_list(session: SessionDep, caller: Caller = Depends(MASTER_KEY)) -> Any:
+    return list_keys(session, caller.project_id)
 
 
 @router.post(
@@ -48,8 +49,8 @@ def key_list(request: Request, caller: Caller = Depends(MASTER_KEY)) -> Any:
     response_model=KeyView,
     responses=error_responses(*KEY_ERRORS, 404),
 )
-def key_revoke(request: Request, key_id: str, caller: Caller = Depends(MASTER_KEY)) -> Any:
+def key_revoke(session: SessionDep, key_id: str, caller: Caller = Depends(MASTER_KEY)) -> Any:
     if key_id == caller.key.id:
         raise ApiError(400, "InvalidParameterError", "A key cannot revoke itself.")
-    with request.app.state.session_factory() as session, session.begin():
+    with session.begin():
         return revoke_key(session, caller.project_id, key_id)

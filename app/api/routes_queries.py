@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from app.api.auth import QUERY_KEY, Caller
+from app.api.deps import SessionDep, SettingsDep
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.queries import (
     QueryTimeout,
@@ -17,71 +18,11 @@ from app.api.queries import (
     statement_timeout,
 )
 from app.api.query_build import FilterLimits
+from app.api.schemas.queries import CountBody, CountResult, ExtractionBody, ExtractionResult
 from app.api.timeframes import QueryError
+from app.settings import Settings
 
 router = APIRouter(tags=["queries"])
-
-
-class FilterModel(BaseModel):
-    property_name: str = Field(examples=["user.plan"])
-    operator: str = Field(
-        examples=["eq"],
-        description="eq, ne, lt, lte, gt, gte, exists, in, contains, not_contains, within, regex",
-    )
-    property_value: Any = Field(default=None, examples=["pro"])
-
-
-class AbsoluteTimeframe(BaseModel):
-    start: str = Field(examples=["2026-11-01T00:00:00Z"])
-    end: str = Field(examples=["2026-12-01T00:00:00Z"])
-
-
-class _QueryBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    event_collection: str = Field(examples=["purchases"])
-    timeframe: str | AbsoluteTimeframe | None = Field(
-        default=None, examples=["this_7_days"], description="Relative name or {start, end}."
-    )
-    timezone: str | int | None = Field(
-        default=None, examples=["Europe/Berlin"], description="IANA name or offset in seconds."
-    )
-    filters: list[FilterModel] | None = None
-
-
-class CountBody(_QueryBody):
-    group_by: str | list[str] | None = Field(default=None, examples=["user.plan"])
-    interval: str | None = Field(default=None, examples=["daily"])
-
-
-class ExtractionBody(_QueryBody):
-    latest: int | None = Field(default=None, ge=1, examples=[100])
-    property_names: list[str] | None = Field(default=None, examples=[["item", "keen.timestamp"]])
-
-
-class CountResult(BaseModel):
-    result: int | list[dict[str, Any]] = Field(
-        description="A number; a list of {<group>: value, result: n} with group_by; a list of "
-        "{timeframe: {start, end}, value} with interval.",
-        examples=[42],
-    )
-
-
-class ExtractionResult(BaseModel):
-    result: list[dict[str, Any]] = Field(
-        examples=[
-            [
-                {
-                    "item": "golden widget",
-                    "keen": {
-                        "id": "5f0c4d7e9a3b2c1d0e6f7a8b",
-                        "timestamp": "2026-11-24T19:07:46.123Z",
-                        "created_at": "2026-11-24T19:07:46.500Z",
-                    },
-                }
-            ]
-        ]
-    )
 
 
 _COUNT_DOC = (
@@ -94,10 +35,11 @@ _EXTRACTION_DOC = (
 )
 
 
-def _run(request: Request, caller: Caller, params: dict[str, Any], kind: str) -> dict[str, Any]:
+def _run(
+    session: Session, settings: Settings, caller: Caller, params: dict[str, Any], kind: str
+) -> dict[str, Any]:
     # A sync function called from sync endpoints: FastAPI runs it in its thread pool, so a
     # slow query never holds the event loop (/healthz and the rest keep answering).
-    settings = request.app.state.settings
     limits = FilterLimits(
         max_filters=settings.query_max_filters, max_in_values=settings.query_max_in_values
     )
@@ -105,10 +47,7 @@ def _run(request: Request, caller: Caller, params: dict[str, Any], kind: str) ->
         query = parse_query(
             caller.project_id, params, forced_filters=caller.forced_filters, limits=limits
         )
-        with (
-            request.app.state.session_factory() as session,
-            statement_timeout(session, settings.query_timeout_seconds),
-        ):
+        with statement_timeout(session, settings.query_timeout_seconds):
             if kind == "count":
                 return run_count(session, query, max_buckets=settings.query_max_buckets)
             return run_extraction(session, query, max_events=settings.query_extraction_limit)
@@ -122,32 +61,47 @@ def _run(request: Request, caller: Caller, params: dict[str, Any], kind: str) ->
         ) from exc
 
 
-def _get_params(
-    event_collection: str | None,
-    timeframe: str | None,
-    timezone: str | None,
-    filters: str | None,
-    **more: Any,
-) -> dict[str, Any]:
-    params = {
-        "event_collection": event_collection,
-        "timeframe": timeframe,
-        "timezone": timezone,
-        "filters": filters,
-    }
-    params.update(more)
+def _present(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-_Q_COLLECTION = Query(default=None, description="Collection to query (required).")
-_Q_TIMEFRAME = Query(
-    default=None,
-    description='Relative (this_7_days, previous_24_hours) or JSON {"start": iso, "end": iso}.',
-)
-_Q_TZ = Query(default=None, description="IANA timezone name or offset in seconds.")
-_Q_FILTERS = Query(
-    default=None, description="JSON list of {property_name, operator, property_value}."
-)
+# The GET routes' query parameters as dependencies, so the four every query takes are
+# declared once; each returns the parameters given, as parse_query reads them.
+def _common_params(
+    event_collection: str | None = Query(
+        default=None, description="Collection to query (required)."
+    ),
+    timeframe: str | None = Query(
+        default=None,
+        description='Relative (this_7_days, previous_24_hours) or JSON {"start": iso, "end": iso}.',
+    ),
+    timezone: str | None = Query(
+        default=None, description="IANA timezone name or offset in seconds."
+    ),
+    filters: str | None = Query(
+        default=None, description="JSON list of {property_name, operator, property_value}."
+    ),
+) -> dict[str, Any]:
+    return _present(
+        event_collection=event_collection, timeframe=timeframe, timezone=timezone, filters=filters
+    )
+
+
+def _count_params(
+    group_by: str | None = Query(default=None, description="Property name or JSON list."),
+    interval: str | None = Query(default=None, description="daily, hourly, every_N_units, ..."),
+) -> dict[str, Any]:
+    return _present(group_by=group_by, interval=interval)
+
+
+def _extraction_params(
+    latest: int | None = Query(default=None, ge=1, description="Keep the most recent N."),
+    property_names: str | None = Query(default=None, description="JSON list of dotted paths."),
+) -> dict[str, Any]:
+    return _present(latest=latest, property_names=property_names)
+
+
+_CommonParams = Annotated[dict[str, Any], Depends(_common_params)]
 
 
 @router.get(
@@ -158,19 +112,13 @@ _Q_FILTERS = Query(
     responses=error_responses(*KEY_ERRORS),
 )
 def count_get(
-    request: Request,
-    event_collection: str | None = _Q_COLLECTION,
-    timeframe: str | None = _Q_TIMEFRAME,
-    timezone: str | None = _Q_TZ,
-    filters: str | None = _Q_FILTERS,
-    group_by: str | None = Query(default=None, description="Property name or JSON list."),
-    interval: str | None = Query(default=None, description="daily, hourly, every_N_units, ..."),
+    session: SessionDep,
+    settings: SettingsDep,
+    common: _CommonParams,
+    more: Annotated[dict[str, Any], Depends(_count_params)],
     caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
-    params = _get_params(
-        event_collection, timeframe, timezone, filters, group_by=group_by, interval=interval
-    )
-    return _run(request, caller, params, "count")
+    return _run(session, settings, caller, {**common, **more}, "count")
 
 
 @router.post(
@@ -180,8 +128,10 @@ def count_get(
     response_model=CountResult,
     responses=error_responses(*KEY_ERRORS),
 )
-def count_post(request: Request, body: CountBody, caller: Caller = Depends(QUERY_KEY)) -> Any:
-    return _run(request, caller, body.model_dump(exclude_none=True), "count")
+def count_post(
+    session: SessionDep, settings: SettingsDep, body: CountBody, caller: Caller = Depends(QUERY_KEY)
+) -> Any:
+    return _run(session, settings, caller, body.model_dump(exclude_none=True), "count")
 
 
 @router.get(
@@ -192,19 +142,13 @@ def count_post(request: Request, body: CountBody, caller: Caller = Depends(QUERY
     responses=error_responses(*KEY_ERRORS),
 )
 def extraction_get(
-    request: Request,
-    event_collection: str | None = _Q_COLLECTION,
-    timeframe: str | None = _Q_TIMEFRAME,
-    timezone: str | None = _Q_TZ,
-    filters: str | None = _Q_FILTERS,
-    latest: int | None = Query(default=None, ge=1, description="Keep the most recent N."),
-    property_names: str | None = Query(default=None, description="JSON list of dotted paths."),
+    session: SessionDep,
+    settings: SettingsDep,
+    common: _CommonParams,
+    more: Annotated[dict[str, Any], Depends(_extraction_params)],
     caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
-    params = _get_params(
-        event_collection, timeframe, timezone, filters, latest=latest, property_names=property_names
-    )
-    return _run(request, caller, params, "extraction")
+    return _run(session, settings, caller, {**common, **more}, "extraction")
 
 
 @router.post(
@@ -215,6 +159,9 @@ def extraction_get(
     responses=error_responses(*KEY_ERRORS),
 )
 def extraction_post(
-    request: Request, body: ExtractionBody, caller: Caller = Depends(QUERY_KEY)
+    session: SessionDep,
+    settings: SettingsDep,
+    body: ExtractionBody,
+    caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
-    return _run(request, caller, body.model_dump(exclude_none=True), "extraction")
+    return _run(session, settings, caller, body.model_dump(exclude_none=True), "extraction")

@@ -3,38 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import WRITE_KEY, Caller
+from app.api.deps import ProducerDep, SessionsDep, SettingsDep
 from app.api.http_rejections import KEEN_NAMES, check_body, check_collection, refuse
 from app.api.metrics import EVENTS_PRODUCED, EVENTS_REFUSED
 from app.api.problems import KEY_ERRORS, ApiError, ErrorBody, error_responses
+from app.api.producer import KafkaProducerHolder
+from app.api.schemas.stream import Created, ItemResult
 from app.contract import headers as h
 from app.contract.errors import Rejection
 from app.contract.topics import inbound_topic
+from app.settings import Settings
 
 router = APIRouter(tags=["stream"])
-
-
-class Created(BaseModel):
-    created: bool = Field(examples=[True])
-
-
-class ItemError(BaseModel):
-    name: str = Field(examples=["InvalidCollectionNameError"])
-    description: str
-    error_code: str | None = Field(default=None, examples=["invalid_collection_name"])
-    error_id: str | None = None
-
-
-class ItemResult(BaseModel):
-    success: bool
-    error: ItemError | None = None
 
 
 _EVENT_EXAMPLE = {"item": "golden widget", "price": 25.5, "user": {"id": "u-17", "plan": "pro"}}
@@ -45,13 +34,35 @@ def _headers(caller: Caller) -> list[tuple[str, bytes]]:
     return [(h.KEY_ID, caller.key.id.encode())]
 
 
+@dataclass(frozen=True)
+class _Ingest:
+    """What producing and refusing need, gathered once per request."""
+
+    caller: Caller
+    settings: Settings
+    sessions: sessionmaker[Session]
+    producer: KafkaProducerHolder
+
+
+async def _ingest(
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    producer: ProducerDep,
+    caller: Caller = Depends(WRITE_KEY),
+) -> _Ingest:
+    return _Ingest(caller, settings, sessions, producer)
+
+
+_IngestDep = Annotated[_Ingest, Depends(_ingest)]
+
+
 async def _refuse(
-    request: Request, caller: Caller, collection: str, payload: bytes, rejection: Rejection
+    ctx: _Ingest, collection: str, payload: bytes, rejection: Rejection
 ) -> dict[str, Any]:
-    settings = request.app.state.settings
+    caller, settings = ctx.caller, ctx.settings
     refused = await refuse(
-        sessions=request.app.state.session_factory,
-        producer=request.app.state.producer,
+        sessions=ctx.sessions,
+        producer=ctx.producer,
         project_id=caller.project_id,
         collection=collection,
         key_id=caller.key.id,
@@ -82,18 +93,16 @@ async def _refuse(
         }
     },
 )
-async def add_event(request: Request, collection: str, caller: Caller = Depends(WRITE_KEY)) -> Any:
+async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
     raw = await request.body()
     rejection = check_collection(collection)
     if rejection is None:
         _, rejection = check_body(raw)
     if rejection is not None:
-        return JSONResponse(
-            status_code=400, content=await _refuse(request, caller, collection, raw, rejection)
-        )
+        return JSONResponse(status_code=400, content=await _refuse(ctx, collection, raw, rejection))
     # The original bytes go to Kafka unchanged: the worker decodes them as it does Kafka's.
-    await request.app.state.producer.send(
-        inbound_topic(caller.project_id, collection), raw, headers=_headers(caller)
+    await ctx.producer.send(
+        inbound_topic(ctx.caller.project_id, collection), raw, headers=_headers(ctx.caller)
     )
     EVENTS_PRODUCED.inc()
     return {"created": True}
@@ -124,7 +133,7 @@ async def add_event(request: Request, collection: str, caller: Caller = Depends(
 )
 async def add_events(
     request: Request,
-    caller: Caller = Depends(WRITE_KEY),
+    ctx: _IngestDep,
 ) -> Any:
     raw = await request.body()
     try:
@@ -135,7 +144,7 @@ async def add_events(
         raise ApiError(
             400, "InvalidEventError", "The body is an object of collection names to event lists."
         )
-    limit = request.app.state.settings.http_max_collections_per_request
+    limit = ctx.settings.http_max_collections_per_request
     if len(batch) > limit:
         # Every new name is a new topic: refused before anything is produced, so nothing of
         # the batch is half-done and a retry of a smaller batch is safe.
@@ -144,7 +153,7 @@ async def add_events(
             "TooManyCollectionsError",
             f"The batch names {len(batch)} collections; send at most {limit} per request.",
         )
-    producer = request.app.state.producer
+    caller, producer = ctx.caller, ctx.producer
     results: dict[str, list[dict | None]] = {}
     sends: list[tuple[str, int, Any]] = []
     for collection, events in batch.items():
@@ -159,7 +168,7 @@ async def add_events(
             if rejection is None:
                 _, rejection = check_body(payload)
             if rejection is not None:
-                body = await _refuse(request, caller, collection, payload, rejection)
+                body = await _refuse(ctx, collection, payload, rejection)
                 slots[i] = {
                     "success": False,
                     "error": {

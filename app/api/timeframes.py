@@ -46,6 +46,13 @@ def iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
+def iso_or_none(at: datetime | None) -> str | None:
+    """iso() of a stored time, None for none; a naive time (SQLite's) is UTC."""
+    if at is None:
+        return None
+    return iso(at if at.tzinfo else at.replace(tzinfo=UTC))
+
+
 def parse_timezone(value: str | int | float | None) -> tzinfo:
     """An IANA name or an offset in seconds (Keen accepts both); UTC when absent."""
     if value is None or value == "":

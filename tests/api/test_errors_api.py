@@ -4,7 +4,6 @@ reconciliation, and replay up to the record on the backend topic."""
 from __future__ import annotations
 
 import base64
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -261,6 +260,8 @@ def test_replay_is_rate_limited(
     db_url: str, make_settings: object, kafka_bootstrap: str, projects: tuple
 ) -> None:
     from app.api.app import create_app
+    from app.api.deps import get_replay_limiter
+    from app.api.replay_limit import ReplayLimiter
 
     a, _ = projects
     pid, h = a["project_id"], auth(a["master_key"])
@@ -269,13 +270,22 @@ def test_replay_is_rate_limited(
     settings = make_settings(  # type: ignore[operator]
         db_url, kafka_bootstrap=kafka_bootstrap, replay_burst=2, replay_rate_per_second=0.5
     )
-    with TestClient(create_app(settings)) as c:
+    now = [1000.0]  # the limiter's clock: moved by the test, never slept on
+    limiter = ReplayLimiter(
+        settings.replay_rate_per_second, settings.replay_burst, clock=lambda: now[0]
+    )
+    app = create_app(settings)
+    app.dependency_overrides[get_replay_limiter] = lambda: limiter
+    with TestClient(app) as c:
         url = f"/3.0/projects/{pid}/errors/replay"
         r = c.post(url, headers=h, json={"filter": {"collection": "slow"}})
         assert len(r.json()["replayed"]) == 2 and r.json()["remaining"] == 1
         r = c.post(url, headers=h, json={"filter": {"collection": "slow"}})
         assert r.status_code == 429
-        assert int(r.headers["Retry-After"]) >= 1
-        time.sleep(2.1)
+        assert r.headers["Retry-After"] == "2"  # one record at 0.5 a second
+        now[0] += 1.9
+        r = c.post(url, headers=h, json={"filter": {"collection": "slow"}})
+        assert r.status_code == 429  # not quite a whole token yet
+        now[0] += 0.2
         r = c.post(url, headers=h, json={"filter": {"collection": "slow"}})
         assert len(r.json()["replayed"]) == 1

@@ -1,0 +1,69 @@
+"""Where every received event went: received = accepted + rejected + dropped, per collection
+and hour, from the ingest counters. Shared by the master-key and the support-staff route."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.time_params import time_window
+from app.api.timeframes import iso
+from app.store.models import IngestCounter
+
+
+def reconcile(
+    session: Session,
+    project_id: str,
+    since: str | None,
+    until: str | None,
+    collection: str | None,
+) -> dict[str, Any]:
+    start, end = time_window(since, until, timedelta(hours=24))
+    # A bucket is named by its hour's start: include the hour `start` falls in.
+    start = start.replace(minute=0, second=0, microsecond=0)
+    where = [
+        IngestCounter.project_id == project_id,
+        IngestCounter.bucket >= start,
+        IngestCounter.bucket < end,
+    ]
+    if collection:
+        where.append(IngestCounter.collection == collection)
+    rows = (
+        session.execute(
+            select(IngestCounter)
+            .where(*where)
+            .order_by(IngestCounter.bucket, IngestCounter.collection)
+        )
+        .scalars()
+        .all()
+    )
+    out = []
+    totals = {"received": 0, "accepted": 0, "rejected": 0, "dropped": 0, "unaccounted": 0}
+    for r in rows:
+        unaccounted = r.received - r.accepted - r.rejected - r.dropped
+        bucket_start = r.bucket if r.bucket.tzinfo else r.bucket.replace(tzinfo=UTC)
+        out.append(
+            {
+                "collection": r.collection,
+                "bucket_start": iso(bucket_start),
+                "received": r.received,
+                "accepted": r.accepted,
+                "rejected": r.rejected,
+                "dropped": r.dropped,
+                "dropped_reasons": r.dropped_reasons or {},
+                "unaccounted": unaccounted,
+            }
+        )
+        for name in ("received", "accepted", "rejected", "dropped"):
+            totals[name] += getattr(r, name)
+        totals["unaccounted"] += unaccounted
+    return {
+        "start": iso(start),
+        "end": iso(end),
+        "balanced": all(row["unaccounted"] == 0 for row in out),
+        "totals": totals,
+        "rows": out,
+    }

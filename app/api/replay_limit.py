@@ -1,0 +1,58 @@
+"""How many records per second a project may replay: a token bucket per project.
+
+The clock is injectable (``time.monotonic`` by default) so tests move time forward instead
+of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class TokenBucket:
+    """Records per second a project may replay, with a burst allowance."""
+
+    rate: float
+    capacity: float
+    clock: Clock = time.monotonic
+    tokens: float = -1.0  # below zero: not used yet, starts full on first use
+    stamp: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stamp = self.clock()
+
+    def available(self) -> int:
+        now = self.clock()
+        if self.tokens < 0:
+            self.tokens = self.capacity
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return int(self.tokens)
+
+    def take(self, n: int) -> None:
+        self.tokens -= n
+
+    def wait_for_one(self) -> float:
+        return max(0.0, (1 - self.tokens) / self.rate) if self.rate > 0 else 60.0
+
+
+class ReplayLimiter:
+    """One bucket per project, all on the same rate, burst and clock."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def bucket(self, project_id: str) -> TokenBucket:
+        if project_id not in self._buckets:
+            self._buckets[project_id] = TokenBucket(
+                rate=self.rate, capacity=float(self.burst), clock=self.clock
+            )
+        return self._buckets[project_id]
