@@ -7,8 +7,6 @@ rejected event is; the response carries the same ``error_id``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from app.api.producer import KafkaProducerHolder
 from app.contract import headers as h
 from app.contract.collections import collection_problem
 from app.contract.errors import Rejection
-from app.contract.timestamps import iso_ms
+from app.contract.rejection import build_rejection
 from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
 from app.store.models import IngestError
 
@@ -101,50 +99,41 @@ async def refuse(
     payload_cap: int,
 ) -> Refused:
     """Record a refused event: DLQ record (if Kafka answers), error row, counters."""
-    error_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     topic_collection = collection if not check_collection(collection) else FALLBACK_DLQ_COLLECTION
-    dlq = dlq_topic(project_id, topic_collection)
-    record_headers = [
-        (h.KEY_ID, key_id.encode()),
-        (h.ERROR_CODE, rejection.code.encode()),
-        (h.ERROR_STAGE, b"http"),
-        (h.ERROR_MESSAGE, rejection.message.encode()[:1024]),
-        (h.ERROR_DETAIL, orjson.dumps(rejection.detail)[:4096]),
-        (h.ERROR_ID, error_id.encode()),
-        (h.ORIGINAL_TOPIC, collection.encode()[:300]),
-        (h.ORIGINAL_TIMESTAMP, str(int(now.timestamp() * 1000)).encode()),
-        (h.FAILED_AT, iso_ms(now).encode()),
-    ]
-    coords: tuple[str, int, int] | None = None
-    if producer.configured and len(payload) <= MAX_EVENT_BYTES + 64 * 1024:
-        try:
-            meta = await producer.send(dlq, payload, headers=record_headers, timeout=5.0)
-            coords = (dlq, meta.partition, meta.offset)
-        except Exception:  # the row below still records it; the DLQ copy is a convenience
-            log.warning("could not write HTTP rejection %s to %s", error_id, dlq, exc_info=True)
-    row = IngestError(
-        id=error_id,
+    rejected = build_rejection(
+        rejection,
+        error_id=uuid.uuid4().hex,
+        failed_at=now,
         project_id=project_id,
-        collection=collection[:300],
-        code=rejection.code,
-        stage="http",
-        message=rejection.message[:1024],
-        detail=rejection.detail,
-        payload=payload[:payload_cap],
-        payload_size=len(payload),
-        payload_sha256=hashlib.sha256(payload).hexdigest(),
-        headers=[[h.KEY_ID, base64.b64encode(key_id.encode()).decode()]],
-        key_id=key_id,
-        status="open",
+        collection=collection,
+        dlq_topic=dlq_topic(project_id, topic_collection),
+        original_topic=collection,
+        source=None,  # refused before Kafka: no backend coordinates
+        timestamp_ms=int(now.timestamp() * 1000),
+        key=None,
+        value=payload,
+        # What the worker would have found on the record: the key that wrote it.
+        headers=((h.KEY_ID, key_id.encode()),),
         replay_count=0,
-        dlq_topic=coords[0] if coords else None,
-        dlq_partition=coords[1] if coords else None,
-        dlq_offset=coords[2] if coords else None,
-        created_at=now,
-        updated_at=now,
-        record_timestamp=now,
     )
+    error_id = rejected.error_id
+    dlq_at: tuple[int, int] | None = None
+    if producer.configured and len(payload) <= MAX_EVENT_BYTES + 64 * 1024:
+        record = rejected.dlq_record()
+        try:
+            meta = await producer.send(
+                rejected.dlq_topic, record.value, headers=record.headers, timeout=5.0
+            )
+            dlq_at = (meta.partition, meta.offset)
+        except Exception:  # the row below still records it; the DLQ copy is a convenience
+            log.warning(
+                "could not write HTTP rejection %s to %s",
+                error_id,
+                rejected.dlq_topic,
+                exc_info=True,
+            )
+    row = IngestError(**rejected.error_row(payload_cap, dlq_at))
 
     def _store() -> None:
         with sessions() as session, session.begin():

@@ -42,6 +42,17 @@ def parse_inbound(topic: str) -> tuple[str, str] | None:
     return project_id, collection
 
 
+def inbound_parts(topic: str) -> tuple[str, str]:
+    """(project, collection) of an inbound topic as far as its name tells them, even when it is
+    malformed (``in.short.x``, ``in.<project>``): a record read from it is still dead-lettered
+    and recorded under some project and collection."""
+    parsed = parse_inbound(topic)
+    if parsed:
+        return parsed
+    project_id, _, collection = topic.removeprefix(INBOUND_PREFIX).partition(".")
+    return project_id, collection
+
+
 def parse_dlq(topic: str) -> tuple[str, str] | None:
     if not topic.startswith(DLQ_PREFIX):
         return None

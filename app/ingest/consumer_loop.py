@@ -17,7 +17,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -25,21 +25,17 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from app.contract import headers as h
-from app.contract.errors import Rejection
-from app.contract.headers import last_header_text
-from app.contract.timestamps import iso_ms
-from app.contract.topics import INBOUND_PATTERN, parse_inbound, parse_record_source, project_of
+from app.contract.topics import INBOUND_PATTERN, inbound_parts
 from app.ingest import metrics
 from app.ingest.addons import AddonRegistry
 from app.ingest.breaker import CircuitBreaker
-from app.ingest.dlq import dead_letter, error_id_for
 from app.ingest.dlq_writer import DlqWriter
 from app.ingest.lag import StallTracker
 from app.ingest.lookup import DbLookup
 from app.ingest.pause import PauseStore
 from app.ingest.persist import BatchOutcome, BatchWriter
-from app.ingest.pipeline import RawRecord, process
+from app.ingest.records import RawRecord
+from app.ingest.router import Batch, BatchRouter, Routed, wanted
 from app.settings import Settings
 
 log = logging.getLogger("inbound.worker")
@@ -68,11 +64,8 @@ class _Listener(ConsumerRebalanceListener):
 @dataclass
 class _Batch:
     started: float
-    size: int = 0
-    outcome: BatchOutcome = field(default_factory=BatchOutcome)
-    commit: dict[TopicPartition, int] = field(default_factory=dict)
-    tripped: list[tuple[TopicPartition, str, int]] = field(default_factory=list)
-    codes: list[str] = field(default_factory=list)
+    routed: Routed
+    outcome: BatchOutcome
 
 
 class IngestLoop:
@@ -89,6 +82,7 @@ class IngestLoop:
         self.addons = AddonRegistry(settings.geoip_database)
         self.breaker = CircuitBreaker(settings.dlq_pause_ratio, settings.dlq_pause_min_events)
         self.dlq = DlqWriter(settings.kafka_bootstrap or "", settings.dlq_replicas)
+        self.router = BatchRouter(self.lookup, self.addons, self.breaker, self.pauses.ratio_for)
         self.consumer: AIOKafkaConsumer | None = None
         self._paused_by_us: set[TopicPartition] = set()
         # Paused in memory but not yet in the database: the refresher must not resume these.
@@ -162,65 +156,27 @@ class IngestLoop:
             await task
 
     async def _prepare(self, fetched: dict) -> _Batch:
-        """Run every record through the pipeline; nothing is written yet."""
+        """Route every record; nothing is written yet."""
         assert self.consumer is not None
-        batch = _Batch(started=time.perf_counter())
-        records_by_tp = {
-            tp: [_raw(m) for m in msgs]
-            for tp, msgs in fetched.items()
-            if tp not in self._paused_by_us
-        }
-        await self._retrying("lookup", self._prefetch, records_by_tp)
-        now = datetime.now(UTC)
-        outcome = batch.outcome
-        for tp, records in records_by_tp.items():
-            batch.size += len(records)
-            next_offset = records[-1].offset + 1
-            ratio = self.pauses.ratio_for(project_of(tp.topic) or "")
-            last_code = ""
-            for record in records:
-                result = process(record, self.lookup, now, self.addons)
-                rejected = isinstance(result, Rejection)
-                if rejected:
-                    last_code = result.code
-                if self.breaker.record((tp.topic, tp.partition), rejected, ratio):
-                    # This record and the rest of the partition wait for a resume; pausing
-                    # now keeps the next fetch from handing them over again.
-                    self.consumer.pause(tp)
-                    self.consumer.seek(tp, record.offset)
-                    self._paused_by_us.add(tp)
-                    self._unrecorded_pauses.add(tp)
-                    self._pause_version += 1
-                    batch.tripped.append((tp, last_code, record.offset))
-                    next_offset = record.offset
-                    break
-                source = last_header_text(record.headers, h.REPLAY_SOURCE)
-                original = _original_error(source) if source else None
-                if rejected:
-                    letter = dead_letter(record, result, now)
-                    outcome.rejected.append(letter)
-                    batch.codes.append(result.code)
-                    if original:
-                        outcome.replay_outcomes[original] = {
-                            "status": "rejected",
-                            "error_id": letter.error_id,
-                            "code": result.code,
-                            "at": iso_ms(now),
-                            "partition": record.partition,
-                            "offset": record.offset,
-                        }
-                else:
-                    outcome.accepted.append(result)
-                    if original:
-                        outcome.replay_outcomes[original] = {
-                            "status": "accepted",
-                            "keen_id": result.keen_id,
-                            "at": iso_ms(now),
-                            "partition": record.partition,
-                            "offset": record.offset,
-                        }
-            batch.commit[tp] = next_offset
-        return batch
+        started = time.perf_counter()
+        # A snapshot: a pause the refresher applies during the look-ups waits for the next batch.
+        paused = frozenset(self._paused_by_us)
+        batch = {tp: [_raw(m) for m in msgs] for tp, msgs in fetched.items()}
+        await self._retrying("lookup", self._prefetch, batch, paused)
+        routed = self.router.route(batch, datetime.now(UTC), paused)
+        for trip in routed.trips:
+            # Pausing now keeps the next fetch from handing the tripped records over again.
+            self.consumer.pause(trip.tp)
+            self.consumer.seek(trip.tp, trip.offset)
+            self._paused_by_us.add(trip.tp)
+            self._unrecorded_pauses.add(trip.tp)
+            self._pause_version += 1
+        outcome = BatchOutcome(
+            accepted=routed.accepted,
+            rejected=routed.rejected,
+            replay_outcomes=routed.replay_outcomes,
+        )
+        return _Batch(started, routed, outcome)
 
     async def _finish(self, batch: _Batch) -> None:
         """Dead-letter, store, record pauses, then commit: retried until it succeeds."""
@@ -232,50 +188,42 @@ class IngestLoop:
             await asyncio.to_thread(self.writer.write, outcome)
 
         await self._retrying("persist", persist)
-        for tp, code, offset in batch.tripped:
-            await self._retrying("pause", self._record_pause, tp, code, offset)
-            self._unrecorded_pauses.discard(tp)
-        await self._commit(batch.commit)
+        for trip in batch.routed.trips:
+            await self._retrying("pause", self._record_pause, trip.tp, trip.last_code, trip.offset)
+            self._unrecorded_pauses.discard(trip.tp)
+        await self._commit(batch.routed.commit)
         metrics.ACCEPTED.inc(len(outcome.accepted))
-        for code in batch.codes:
-            metrics.REJECTED.labels(code).inc()
+        codes = Counter(letter.rejection.code for letter in outcome.rejected)
+        for code, n in codes.items():
+            metrics.REJECTED.labels(code).inc(n)
         for letter in outcome.rejected:
             log.debug(
                 "rejected topic=%s partition=%d offset=%d code=%s error_id=%s",
-                letter.record.topic,
-                letter.record.partition,
-                letter.record.offset,
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
                 letter.rejection.code,
                 letter.error_id,
             )
+        size = batch.routed.size
         if outcome.rejected:
             log.info(
                 "batch of %d: %d stored, %d dead-lettered (%s)",
-                batch.size,
+                size,
                 len(outcome.accepted),
                 len(outcome.rejected),
-                ", ".join(f"{c}={n}" for c, n in Counter(batch.codes).most_common()),
+                ", ".join(f"{c}={n}" for c, n in codes.most_common()),
             )
-        metrics.BATCH_SIZE.observe(batch.size)
+        metrics.BATCH_SIZE.observe(size)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
-    async def _prefetch(self, records_by_tp: dict) -> None:
-        projects, keys = set(), set()
-        for tp, records in records_by_tp.items():
-            project_id = project_of(tp.topic)
-            if project_id:
-                projects.add(project_id)
-            for r in records:
-                key_id = last_header_text(r.headers, h.KEY_ID)
-                # No key id holds NUL, and PostgreSQL refuses one in a query: not looked up,
-                # the access step then treats the key as unknown.
-                if key_id and "\x00" not in key_id:
-                    keys.add(key_id)
+    async def _prefetch(self, batch: Batch, paused: frozenset[TopicPartition]) -> None:
+        projects, keys = wanted(batch, paused)
         await asyncio.to_thread(self.lookup.prefetch, projects, keys)
         await asyncio.to_thread(self.pauses.prefetch_options, projects)
 
     async def _record_pause(self, tp: TopicPartition, code: str, offset: int) -> None:
-        project_id, collection = parse_inbound(tp.topic) or _unparsed(tp.topic)
+        project_id, collection = inbound_parts(tp.topic)
         reason = (
             f"more than {self.pauses.ratio_for(project_id) or self.breaker.ratio:.0%} of the last "
             f"{self.breaker.min_events} events were rejected (last: {code}); fix the producer, "
@@ -436,15 +384,3 @@ def _raw(message) -> RawRecord:  # noqa: ANN001 - aiokafka ConsumerRecord
         value=message.value,
         headers=tuple(message.headers or ()),
     )
-
-
-def _unparsed(topic: str) -> tuple[str, str]:
-    """(project, collection) as far as a malformed inbound topic name tells them."""
-    project_id, _, collection = topic.removeprefix("in.").partition(".")
-    return project_id, collection
-
-
-def _original_error(source: str) -> str | None:
-    """The error id of the record a replay came from; None when the header is malformed."""
-    parsed = parse_record_source(source)
-    return error_id_for(*parsed) if parsed else None

@@ -101,7 +101,7 @@ class DlqWriter:
         if not letters:
             return {}
         assert self._producer is not None
-        await self._ensure_topics({letter.topic for letter in letters})
+        await self._ensure_topics({letter.dlq_topic for letter in letters})
         sent: list[asyncio.Future | BaseException] = []
         for letter in letters:
             sent.append(await self._send(letter, letter.dlq_record()))
@@ -116,9 +116,9 @@ class DlqWriter:
                 reason = f"{type(result).__name__}: {result}"
                 log.warning(
                     "DLQ refused the dead letter of %s[%d]@%d (%s); producing it without value",
-                    letter.record.topic,
-                    letter.record.partition,
-                    letter.record.offset,
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
                     reason,
                 )
                 fut = await self._send(letter, letter.dlq_record(refused=reason))
@@ -133,7 +133,7 @@ class DlqWriter:
         assert self._producer is not None
         try:
             return await self._producer.send(
-                letter.topic, value=record.value, key=record.key, headers=record.headers
+                letter.dlq_topic, value=record.value, key=record.key, headers=record.headers
             )
         except RECORD_FAULTS as exc:
             return exc

@@ -7,21 +7,15 @@ record's coordinates.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.contract import headers as h
-from app.contract.headers import last_header_text
-from app.contract.timestamps import iso_ms
-from app.ingest.dlq import DeadLetter, cap_text
+from app.ingest.dlq import DeadLetter
 from app.ingest.pipeline import Accepted
 from app.ingest.raw_insert import RawInsert
 from app.store.models import Event, IngestCounter, IngestError
@@ -163,33 +157,17 @@ class BatchWriter:
             else set()
         )
         rows, notes = [], []
+        columns = ERROR_COLUMNS
         for d in letters:
             if careful:
                 if d.error_id in existing:
                     continue
                 existing.add(d.error_id)
-            value = d.record.value or b""
-            partition, offset = outcome.dlq_coordinates.get(d.error_id, (None, None))
-            ts = d.record.timestamp_ms
-            message = cap_text(d.rejection.message, 1024)
-            headers = d.record.headers
-            rows.append(self._errors.row([
-                d.error_id, d.project_id, d.collection, d.rejection.code, d.rejection.stage,
-                message, _json_no_nul(d.rejection.detail), d.record.topic, d.record.partition, d.record.offset,
-                datetime.fromtimestamp(ts / 1000, UTC) if ts and ts > 0 else None,
-                value[: self._payload_cap], len(value), hashlib.sha256(value).hexdigest(),
-                d.record.key, [[_no_nul(k), base64.b64encode(v or b"").decode()] for k, v in headers],
-                _no_nul(last_header_text(headers, h.KEY_ID)), "open",
-                _int(last_header_text(headers, h.REPLAY_COUNT)),
-                d.topic, partition, offset, d.failed_at, d.failed_at,
-            ]))  # fmt: skip
-            notes.append(self._notes.row([
-                d.project_id, "ingest.failed",
-                {"error_id": d.error_id, "code": d.rejection.code, "stage": d.rejection.stage,
-                 "collection": d.collection, "message": message,
-                 "created_at": iso_ms(d.failed_at)},
-                d.failed_at,
-            ]))  # fmt: skip
+            row = d.error_row(self._payload_cap, outcome.dlq_coordinates.get(d.error_id))
+            rows.append(self._errors.row([row[c] for c in columns]))
+            notes.append(
+                self._notes.row([d.project_id, "ingest.failed", d.notification(), d.failed_at])
+            )
             counters[(d.project_id, d.collection, _hour(d.failed_at))][1] += 1
         inserted = self._errors.execute(conn, rows)
         if inserted != len(rows) and not careful:
@@ -228,22 +206,3 @@ class BatchWriter:
                 },
             )
             conn.execute(stmt)
-
-
-def _no_nul(text: str | None) -> str | None:
-    """PostgreSQL text and JSONB refuse NUL; a header name or key id may carry one (client data),
-    and a record must never be able to make its batch fail forever."""
-    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
-
-
-def _json_no_nul(detail: dict) -> dict:
-    """The same for a rejection's detail, which may quote client data (a key id, a name)."""
-    raw = orjson.dumps(detail, default=str)
-    return orjson.loads(raw.replace(b"\\u0000", b"\\ufffd")) if b"\\u0000" in raw else detail
-
-
-def _int(text: str | None) -> int:
-    try:
-        return int(text) if text else 0
-    except ValueError:
-        return 0
