@@ -21,41 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from app.contract.topics import inbound_topic
-from app.gateway.certs import make_dev_certs
-from app.settings import Settings
-from app.store.db import engine_for, session_scope
-from app.store.migrate import upgrade
-from app.store.projects import create_project
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"port {port} did not open")
+from bench.gateway_support import running_gateway
 
 
 def _kcat_produce(args: list[str], topic: str, payload: bytes) -> float:
@@ -108,40 +80,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10)
     ns = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="inbound-gwbench-"))
-    settings = Settings()
-    started_kafka = False
-    gateway: subprocess.Popen | None = None
-    try:
-        bootstrap = ns.bootstrap
-        if not bootstrap:
-            from app.kafka import local
-            from tests.support.ports import free_kafka_base
-
-            state = local.start(
-                tmp / "kafka", settings.cache_dir, base_port=free_kafka_base(1), nodes=1
-            )
-            bootstrap, started_kafka = state.bootstrap, True
-        db = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(db)
-        with session_scope(engine_for(db)) as session:
-            project = create_project(session, "bench")
-        pid, secret = project["project_id"], project["write_key"]
-        certs = make_dev_certs(tmp / "certs")
-        port = _free_port()
-        env = {
-            **os.environ,
-            "INBOUND_DATABASE_URL": db,
-            "INBOUND_KAFKA_BOOTSTRAP": bootstrap,
-            "INBOUND_DATA_DIR": str(tmp / "data"),
-            "INBOUND_GATEWAY_PORT": str(port),
-            "INBOUND_GATEWAY_TLS_CERT": certs["server_cert"],
-            "INBOUND_GATEWAY_TLS_KEY": certs["server_key"],
-            "INBOUND_LOG_LEVEL": "WARNING",
-        }
-        gateway = subprocess.Popen([sys.executable, "-m", "app.cli.main", "gateway"], env=env)
-        _wait_port(port)
-
+    with running_gateway(ns.bootstrap, "bench") as gw:
+        bootstrap, pid, secret, certs, port = (
+            gw.bootstrap,
+            gw.project_id,
+            gw.secret,
+            gw.certs,
+            gw.port,
+        )
         body = b'{"event": "purchase", "pad": "' + b"x" * max(0, ns.size - 32) + b'"}\n'
         payload = body * ns.messages
         direct_args = ["-b", bootstrap]
@@ -189,17 +135,6 @@ def main() -> int:
             f"({ns.messages} records of ~{len(body)} bytes, kcat acks=all; latency: aiokafka send_and_wait)"
         )
         return 0
-    finally:
-        if gateway is not None:
-            gateway.send_signal(signal.SIGTERM)
-            try:
-                gateway.wait(15)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-        if started_kafka:
-            from app.kafka import local
-
-            local.stop(tmp / "kafka")
 
 
 if __name__ == "__main__":

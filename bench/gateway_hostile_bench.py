@@ -22,23 +22,14 @@ Goal: under 150 MB after every load.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from app.gateway.certs import make_dev_certs
-from app.settings import Settings
-from app.store.db import engine_for, session_scope
-from app.store.migrate import upgrade
-from app.store.projects import create_project
-from bench.gateway_bench import _free_port, _wait_port
+from bench.gateway_support import running_gateway
 from tests.gateway.rawclient import Raw, batch
 
 _GZIP, _ZSTD = 1, 4
@@ -140,42 +131,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=20)
     ns = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="inbound-hostile-"))
-    settings = Settings()
-    started_kafka = False
-    gateway: subprocess.Popen | None = None
-    try:
-        bootstrap = ns.bootstrap
-        if not bootstrap:
-            from app.kafka import local
-            from tests.support.ports import free_kafka_base
-
-            state = local.start(
-                tmp / "kafka", settings.cache_dir, base_port=free_kafka_base(1), nodes=1
-            )
-            bootstrap, started_kafka = state.bootstrap, True
-        db = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(db)
-        with session_scope(engine_for(db)) as session:
-            project = create_project(session, "hostile")
-        user, secret = project["project_id"], project["write_key"]
-        certs = make_dev_certs(tmp / "certs")
-        port, plain = _free_port(), _free_port()
-        env = {
-            **os.environ,
-            "INBOUND_DATABASE_URL": db,
-            "INBOUND_KAFKA_BOOTSTRAP": bootstrap,
-            "INBOUND_DATA_DIR": str(tmp / "data"),
-            "INBOUND_GATEWAY_PORT": str(port),
-            "INBOUND_GATEWAY_PLAIN_PORT": str(plain),
-            "INBOUND_GATEWAY_TLS_CERT": certs["server_cert"],
-            "INBOUND_GATEWAY_TLS_KEY": certs["server_key"],
-            "INBOUND_LOG_LEVEL": "ERROR",
-        }
-        gateway = subprocess.Popen([sys.executable, "-m", "app.cli.main", "gateway"], env=env)
-        _wait_port(port)
-        _wait_port(plain)
-        gw = gateway.pid
+    with running_gateway(ns.bootstrap, "hostile", plain=True, log_level="ERROR") as edge:
+        user, secret, plain = edge.project_id, edge.secret, edge.plain_port
+        assert plain is not None
+        gw = edge.process.pid
 
         rows: list[tuple[str, dict[str, int], str]] = []
         time.sleep(1.0)
@@ -202,17 +161,6 @@ def main() -> int:
         print()
         print(f"peak RSS {worst:.1f} MB (goal < 150 MB)")
         return 0
-    finally:
-        if gateway is not None:
-            gateway.send_signal(signal.SIGTERM)
-            try:
-                gateway.wait(15)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-        if started_kafka:
-            from app.kafka import local
-
-            local.stop(tmp / "kafka")
 
 
 if __name__ == "__main__":
