@@ -109,13 +109,19 @@ def test_ip_to_geo_in_the_pipeline_and_remove_ip_property() -> None:
 def test_ua_parser_shape_and_values() -> None:
     parsed = parse_user_agent(IPHONE)
     assert parsed == {
-        "browser": {"family": "Mobile Safari", "major": "17", "minor": "2", "patch": None},
-        "os": {"family": "iOS", "major": "17", "minor": "2", "patch": "1", "patch_minor": None},
-        "device": {"family": "iPhone", "type": "mobile"},
+        "device": {"family": "iPhone", "type": "mobile phone"},
+        "browser": {
+            "family": "Mobile Safari",
+            "major": 17,
+            "minor": 2,
+            "patch": None,
+            "patch_minor": None,
+        },
+        "os": {"family": "iOS", "major": 17, "minor": 2, "patch": 1, "patch_minor": None},
     }
     desktop = parse_user_agent(CHROME_WINDOWS)
     assert desktop["browser"]["family"] == "Chrome"
-    assert desktop["browser"]["major"] == "120"
+    assert desktop["browser"]["major"] == 120
     assert desktop["os"]["family"] == "Windows"
     assert desktop["device"]["type"] == "desktop"
     assert parse_user_agent(IPAD)["device"]["type"] == "tablet"
@@ -127,6 +133,7 @@ def test_ua_parser_unknowns(ua: object) -> None:
     parsed = parse_user_agent(ua)
     assert parsed["browser"]["family"] == "Other"
     assert parsed["os"]["family"] == "Other"
+    assert parsed["device"] == {"family": "Other"}
 
 
 # keen:url_parser ------------------------------------------------------------------------
@@ -134,8 +141,10 @@ def test_ua_parser_unknowns(ua: object) -> None:
 
 def test_url_parser() -> None:
     assert parse_url("https://Shop.Example.com:8443/cart/view?item=book&qty=2&qty=3&e=#top") == {
+        "cleaned_url": "https://shop.example.com:8443/cart/view",
         "protocol": "https",
         "domain": "shop.example.com",
+        "port": 8443,
         "path": "/cart/view",
         "anchor": "top",
         "query_string": {"item": "book", "qty": "3", "e": ""},
@@ -150,7 +159,15 @@ def test_url_parser_makes_query_names_legal() -> None:
 @pytest.mark.parametrize("url", ["", "not a url", "http://[::1", 5, "//x"])
 def test_url_parser_odd_input(url: object) -> None:
     parsed = parse_url(url)
-    assert set(parsed) == {"protocol", "domain", "path", "anchor", "query_string"}
+    assert set(parsed) == {
+        "cleaned_url",
+        "protocol",
+        "domain",
+        "port",
+        "path",
+        "anchor",
+        "query_string",
+    }
 
 
 # keen:referrer_parser -------------------------------------------------------------------
@@ -165,9 +182,10 @@ def test_url_parser_odd_input(url: object) -> None:
         ("https://uk.search.yahoo.com/search?p=kafka", ("SEARCH", "Yahoo!", "kafka")),
         ("https://yandex.ru/search/?text=kafka", ("SEARCH", "Yandex", "kafka")),
         ("https://duckduckgo.com/?q=events", ("SEARCH", "DuckDuckGo", "events")),
-        ("https://l.facebook.com/l.php?u=x", ("SOCIAL", "Facebook", None)),
-        ("https://t.co/abc", ("SOCIAL", "Twitter", None)),
-        ("https://news.ycombinator.com/item?id=1", ("SOCIAL", "Hacker News", None)),
+        # social networks are not a Keen medium
+        ("https://l.facebook.com/l.php?u=x", ("UNKNOWN", None, None)),
+        ("https://t.co/abc", ("UNKNOWN", None, None)),
+        ("https://news.ycombinator.com/item?id=1", ("UNKNOWN", None, None)),
         ("https://mail.google.com/mail/u/0/", ("EMAIL", "Gmail", None)),
         ("https://mail.yahoo.com/d/folders/1", ("EMAIL", "Yahoo! Mail", None)),
         ("https://blog.example.org/post", ("UNKNOWN", None, None)),
@@ -175,14 +193,15 @@ def test_url_parser_odd_input(url: object) -> None:
     ],
 )
 def test_referrer_parser(referrer: str, expected: tuple) -> None:
-    got = parse_referrer(referrer, "https://shop.example.com/")
+    got = parse_referrer(referrer, "https://shop.example.com/")["referrer"]
     assert (got["medium"], got["source"], got["term"]) == expected
 
 
 def test_referrer_internal() -> None:
     got = parse_referrer("https://www.shop.example.com/a", "https://shop.example.com/b")
-    assert got == {"medium": "INTERNAL", "source": None, "term": None}
-    assert parse_referrer("https://shop.example.com/a")["medium"] == "UNKNOWN"
+    assert got == {"referrer": {"medium": "INTERNAL", "source": None, "term": None}}
+    # a page_url that is not a URL string cannot make it internal
+    assert parse_referrer("https://shop.example.com/a", 5)["referrer"]["medium"] == "UNKNOWN"
 
 
 # keen:date_time_parser ------------------------------------------------------------------
@@ -192,8 +211,8 @@ def test_date_time_parser() -> None:
     assert parse_date_time("2026-11-24T19:07:46.123+05:30") == {
         "millisecond": 123,
         "second": 46,
-        "minute": 7,
-        "hour": 19,
+        "minute": 37,
+        "hour": 13,
         "day_of_week": 2,
         "day_of_week_string": "Tuesday",
         "day_of_month": 24,
@@ -250,7 +269,9 @@ def test_all_addons_in_one_event_in_order() -> None:
         }
     ).body
     assert body["parsed"]["page"]["domain"] == "shop.example.com"
-    assert body["parsed"]["ref"] == {"medium": "SEARCH", "source": "Google", "term": "hut"}
+    assert body["parsed"]["ref"] == {
+        "referrer": {"medium": "SEARCH", "source": "Google", "term": "hut"}
+    }
     assert body["parsed"]["ua"]["os"]["family"] == "iOS"
     assert body["again"]["path"] == "1"
 
@@ -263,7 +284,9 @@ def test_missing_input_skips_the_addon() -> None:
                 "addons": [
                     addon("keen:url_parser", {"url": "absent.path"}, "u"),
                     addon("keen:url_parser", {"url": "nothing"}, "v"),
-                    addon("keen:referrer_parser", {"referrer_url": "absent"}, "w"),
+                    addon(
+                        "keen:referrer_parser", {"referrer_url": "absent", "page_url": "page"}, "w"
+                    ),
                 ]
             },
         }
@@ -271,7 +294,8 @@ def test_missing_input_skips_the_addon() -> None:
     assert "u" not in body and "v" not in body and "w" not in body
 
 
-def test_optional_input_may_be_missing() -> None:
+def test_referrer_parser_needs_both_inputs() -> None:
+    # a page_url property missing from the event skips the add-on, like any required input
     body = accept(
         {
             "ref": "https://t.co/x",
@@ -282,7 +306,16 @@ def test_optional_input_may_be_missing() -> None:
             },
         }
     ).body
-    assert body["r"]["medium"] == "SOCIAL"
+    assert "r" not in body
+    # a request that does not map page_url at all is malformed
+    rejection = reject(
+        {
+            "ref": "https://t.co/x",
+            "keen": {"addons": [addon("keen:referrer_parser", {"referrer_url": "ref"}, "r")]},
+        },
+        "addon_error",
+    )
+    assert "'page_url' is required" in rejection.message
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """keen:ip_to_geo over a MaxMind City database (GeoIP2 or GeoLite2 .mmdb).
 
-Output: ``{city, province, country, country_code, continent, postal_code, coordinates}``
-with English names, ``province`` the first (largest) subdivision, and ``coordinates``
+Output: Keen's ``{city, province, country, continent, postal_code, coordinates}`` plus
+``country_code`` (ours, the ISO 3166-1 alpha-2 code; it changes no Keen field), with English
+names, ``province`` the first (largest) subdivision, and ``coordinates``
 ``[longitude, latitude]`` (GeoJSON order, as `within` filters expect). Anything the
 database does not know, including private and malformed addresses, is null.
 

@@ -1,14 +1,17 @@
-"""keen:referrer_parser: ``{medium, source, term}``.
+"""keen:referrer_parser: ``{referrer: {medium, source, term}}``, as Keen documents it.
+
+Both inputs, ``referrer_url`` and ``page_url``, are required (Keen expects both). ``medium``
+is one of Keen's ``SEARCH``, ``EMAIL``, ``INTERNAL`` (same host as ``page_url``, ``www.``
+ignored) or ``UNKNOWN``; ``source`` names the search engine or mail service; ``term`` is
+the search query when the referrer still carries it (most engines now strip it, so it is
+often null). Social networks are not a Keen medium, so they are ``UNKNOWN`` with a null
+source, like any other site. A value that is not a URL gives blank values (``UNKNOWN``,
+null source and term).
 
 No maintained referrer-classification package could be had, so this is a small table of
-well-known search, social and e-mail hosts (our data). ``medium`` is one of ``SEARCH``,
-``SOCIAL``, ``EMAIL``, ``INTERNAL`` (same host as ``page_url``, ``www.`` ignored) or
-``UNKNOWN``; ``source`` names the site; ``term`` is the search query when the referrer
-still carries it (most engines now strip it, so it is often null).
-
-Matching: the longest known suffix of the host wins (``mail.yahoo.com`` is e-mail,
-``search.yahoo.com`` search); after that, a host whose second-level label is a search
-brand (``google.co.uk``, ``yandex.ru``) is that engine.
+well-known search and e-mail hosts (our data). Matching: the longest known suffix of the
+host wins (``mail.yahoo.com`` is e-mail, ``search.yahoo.com`` search); after that, a host
+whose second-level label is a search brand (``google.co.uk``, ``yandex.ru``) is that engine.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-SEARCH, SOCIAL, EMAIL, INTERNAL, UNKNOWN = "SEARCH", "SOCIAL", "EMAIL", "INTERNAL", "UNKNOWN"
+SEARCH, EMAIL, INTERNAL, UNKNOWN = "SEARCH", "EMAIL", "INTERNAL", "UNKNOWN"
 
 # host suffix -> (medium, source, query parameters holding the search term)
 _HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -36,31 +39,6 @@ _HOSTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "so.com": (SEARCH, "360 Search", ("q",)),
     "kagi.com": (SEARCH, "Kagi", ("q",)),
     "search.yahoo.co.jp": (SEARCH, "Yahoo! Japan", ("p",)),
-    "facebook.com": (SOCIAL, "Facebook", ()),
-    "fb.me": (SOCIAL, "Facebook", ()),
-    "instagram.com": (SOCIAL, "Instagram", ()),
-    "twitter.com": (SOCIAL, "Twitter", ()),
-    "t.co": (SOCIAL, "Twitter", ()),
-    "x.com": (SOCIAL, "Twitter", ()),
-    "linkedin.com": (SOCIAL, "LinkedIn", ()),
-    "lnkd.in": (SOCIAL, "LinkedIn", ()),
-    "reddit.com": (SOCIAL, "Reddit", ()),
-    "pinterest.com": (SOCIAL, "Pinterest", ()),
-    "youtube.com": (SOCIAL, "YouTube", ()),
-    "youtu.be": (SOCIAL, "YouTube", ()),
-    "tiktok.com": (SOCIAL, "TikTok", ()),
-    "snapchat.com": (SOCIAL, "Snapchat", ()),
-    "tumblr.com": (SOCIAL, "Tumblr", ()),
-    "vk.com": (SOCIAL, "VKontakte", ()),
-    "weibo.com": (SOCIAL, "Weibo", ()),
-    "threads.net": (SOCIAL, "Threads", ()),
-    "bsky.app": (SOCIAL, "Bluesky", ()),
-    "mastodon.social": (SOCIAL, "Mastodon", ()),
-    "news.ycombinator.com": (SOCIAL, "Hacker News", ()),
-    "quora.com": (SOCIAL, "Quora", ()),
-    "discord.com": (SOCIAL, "Discord", ()),
-    "t.me": (SOCIAL, "Telegram", ()),
-    "web.whatsapp.com": (SOCIAL, "WhatsApp", ()),
     "mail.google.com": (EMAIL, "Gmail", ()),
     "outlook.live.com": (EMAIL, "Outlook.com", ()),
     "outlook.office.com": (EMAIL, "Outlook", ()),
@@ -88,19 +66,27 @@ _GENERIC_SLD = frozenset({"co", "com", "net", "org", "ac", "gov", "ne", "or", "g
 
 
 def empty_referrer() -> dict[str, Any]:
+    return {"referrer": _blank()}
+
+
+def parse_referrer(referrer_url: Any, page_url: Any) -> dict[str, Any]:
+    return {"referrer": _referrer(referrer_url, page_url)}
+
+
+def _blank() -> dict[str, Any]:
     return {"medium": UNKNOWN, "source": None, "term": None}
 
 
-def parse_referrer(referrer_url: Any, page_url: Any = None) -> dict[str, Any]:
+def _referrer(referrer_url: Any, page_url: Any) -> dict[str, Any]:
     host, query = _host_and_query(referrer_url)
     if host is None:
-        return empty_referrer()
+        return _blank()
     page_host, _ = _host_and_query(page_url)
     if page_host is not None and _bare(host) == _bare(page_host):
         return {"medium": INTERNAL, "source": None, "term": None}
     found = _classify(host)
     if found is None:
-        return empty_referrer()
+        return _blank()
     medium, source, params = found
     return {"medium": medium, "source": source, "term": _term(query, params)}
 

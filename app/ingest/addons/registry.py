@@ -57,10 +57,10 @@ class AddonRegistry:
             ),
             Addon(
                 "keen:referrer_parser",
-                frozenset({"referrer_url"}),
-                frozenset({"page_url"}),
+                frozenset({"referrer_url", "page_url"}),
                 frozenset(),
-                lambda values: parse_referrer(values["referrer_url"], values.get("page_url")),
+                frozenset(),
+                lambda values: parse_referrer(values["referrer_url"], values["page_url"]),
             ),
             Addon(
                 "keen:date_time_parser",

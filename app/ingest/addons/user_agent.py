@@ -1,10 +1,14 @@
 """keen:ua_parser with the ua-parser package (uap-core rules; the Rust matcher when installed).
 
-Output: ``{browser: {family, major, minor, patch}, os: {family, major, minor, patch,
-patch_minor}, device: {family, type}}``. Unknown families are ``"Other"`` (uap-core's word),
-unknown versions null. ua-parser gives no device type, so ``device.type`` is derived here
-(our choice): ``"bot"``, ``"tablet"``, ``"mobile"``, ``"desktop"``, or null when the string
-says too little.
+Output, as Keen documents it: ``{device: {family, type}, browser: {family, major, minor,
+patch, patch_minor}, os: {family, major, minor, patch, patch_minor}}``. Versions are numbers,
+null when the string has none (a version that is not a plain decimal number, e.g. ``0b3``,
+is null too, so a field never mixes numbers and strings). Unknown families are ``"Other"``
+(uap-core's word).
+
+ua-parser gives no device type, so ``device.type`` is derived here in Keen's words:
+``"mobile phone"``, ``"tablet"``, ``"desktop"``; crawlers get ``"bot"`` (our word, Keen names
+none). When the string says too little, ``type`` is left out, as Keen leaves it out.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import ua_parser
 
 # Real user-agent strings stay well under this; the cap bounds matcher time on hostile input.
 MAX_UA_CHARS = 1024
+# Longer digit runs are not versions, and would overflow the 64-bit integers JSON stores.
+_MAX_VERSION_DIGITS = 18
+
+MOBILE_PHONE, TABLET, DESKTOP, BOT = "mobile phone", "tablet", "desktop", "bot"
 
 _MOBILE_OS = frozenset(
     {
@@ -56,37 +64,53 @@ def parse_user_agent(ua_string: Any) -> dict[str, Any]:
     text = ua_string[:MAX_UA_CHARS] if type(ua_string) is str else ""
     result = ua_parser.parse(text).with_defaults()
     browser, system, device = result.user_agent, result.os, result.device
+    found_device: dict[str, Any] = {"family": device.family}
+    kind = _device_type(text, system.family, device)
+    if kind is not None:
+        found_device["type"] = kind
     return {
+        "device": found_device,
         "browser": {
             "family": browser.family,
-            "major": browser.major,
-            "minor": browser.minor,
-            "patch": browser.patch,
+            "major": _number(browser.major),
+            "minor": _number(browser.minor),
+            "patch": _number(browser.patch),
+            "patch_minor": _number(browser.patch_minor),
         },
         "os": {
             "family": system.family,
-            "major": system.major,
-            "minor": system.minor,
-            "patch": system.patch,
-            "patch_minor": system.patch_minor,
+            "major": _number(system.major),
+            "minor": _number(system.minor),
+            "patch": _number(system.patch),
+            "patch_minor": _number(system.patch_minor),
         },
-        "device": {"family": device.family, "type": _device_type(text, system.family, device)},
     }
+
+
+def _number(version: str | None) -> int | None:
+    if (
+        version is None
+        or not version.isascii()
+        or not version.isdigit()
+        or len(version) > _MAX_VERSION_DIGITS
+    ):
+        return None
+    return int(version)
 
 
 def _device_type(text: str, os_family: str, device: Any) -> str | None:
     family = device.family or ""
     if family == "Spider":
-        return "bot"
+        return BOT
     if (
         family.startswith(("iPad", "Kindle"))
         or "Tablet" in family
         or "Tablet" in text
         or (os_family == "Android" and "Mobile" not in text)
     ):
-        return "tablet"
+        return TABLET
     if os_family in _MOBILE_OS or "Mobi" in text:
-        return "mobile"
+        return MOBILE_PHONE
     if os_family in _DESKTOP_OS:
-        return "desktop"
+        return DESKTOP
     return None
