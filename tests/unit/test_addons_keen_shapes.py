@@ -312,11 +312,6 @@ def test_addon_outputs_land_in_the_recorded_event() -> None:
     assert body["when"]["timezone_offset"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs run_addons (app/ingest/steps/addons.py) to pop keen.addons, outside this "
-    "change's files; remove this marker and test_addons_are_kept_in_the_keen_object then",
-)
 def test_keen_addons_are_omitted_from_the_recorded_event() -> None:
     body = accept(
         {

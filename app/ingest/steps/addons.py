@@ -40,7 +40,8 @@ class _Request:
 
 
 def run_addons(event: dict[str, Any], registry: AddonRegistry) -> Rejection | None:
-    entries = event["keen"].get("addons")
+    # Keen: "the keen.addons configuration will be omitted from the recorded event".
+    entries = event["keen"].pop("addons", None)
     if entries is None:
         return None
     if type(entries) is not list:
