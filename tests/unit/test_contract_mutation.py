@@ -56,6 +56,7 @@ def test_parse_inbound() -> None:
 def test_parse_dlq() -> None:
     assert topics.parse_dlq(f"dlq.{PROJECT}.purchases") == (PROJECT, "purchases")
     assert topics.parse_dlq(f"dlq.{PROJECT}._invalid") == (PROJECT, "_invalid")
+    assert topics.parse_dlq(f"dlq.{PROJECT}.a.b") == (PROJECT, "a.b")  # split at the first dot
     assert topics.parse_dlq(f"in.{PROJECT}.purchases") is None
     assert topics.parse_dlq(f"dlq.{PROJECT}") is None
     assert topics.parse_dlq(f"dlq.{PROJECT[:-1]}g.x") is None
