@@ -256,6 +256,22 @@ def _dead_letter_of(stack: Stack, row: IngestError):  # noqa: ANN202 - aiokafka 
     return msg
 
 
+def _new_row(stack: Stack, pid: str, coll: str, known: set[str]) -> IngestError:
+    """The one error row of the collection that is not in ``known``, once the worker wrote it."""
+
+    def fresh() -> list[IngestError]:
+        return [r for r in _rows(stack, pid, coll) if r.id not in known]
+
+    wait_until(fresh, 30, stack.worker.tail)
+    (row,) = fresh()
+    return row
+
+
+def _row(stack: Stack, error_id: str) -> IngestError:
+    with session_scope(stack.engine) as s:
+        return s.get(IngestError, error_id)
+
+
 def _fail_twice(stack: Stack, api: ApiProcess) -> tuple[str, str, str, str, int, int]:
     """An event rejected, replayed and rejected again, twice; returns what the caller needs."""
     pid, master, key_id, coll = _replay_setup(stack)
@@ -263,30 +279,29 @@ def _fail_twice(stack: Stack, api: ApiProcess) -> tuple[str, str, str, str, int,
     ((partition, offset),) = stack.produce(
         topic, [b'{"amount": 3}'], headers=[("inbound.key_id", key_id.encode())]
     )
-    wait_until(lambda: len(_rows(stack, pid, coll)) == 1, 30, stack.worker.tail)
-    (first,) = _rows(stack, pid, coll)
+    first = _new_row(stack, pid, coll, set())
     assert first.code == "key_not_permitted"
+    assert (first.source_partition, first.source_offset) == (partition, offset)
     assert "inbound.replay.count" not in _hdrs(_dead_letter_of(stack, first))
 
     out = _replay(api, pid, master, {"error_id": first.id})
     assert [(r["error_id"], r["replay_count"]) for r in out["replayed"]] == [(first.id, 1)]
-    wait_until(lambda: len(_rows(stack, pid, coll)) == 2, 30, stack.worker.tail)
-    second = _rows(stack, pid, coll)[1]
+    second = _new_row(stack, pid, coll, {first.id})
     assert second.code == "key_not_permitted"
     assert _hdrs(_dead_letter_of(stack, second))["inbound.replay.count"] == b"1"
+    assert second.replay_count == 1
     # README: the error's replay_outcome links the result to the error_id.
     wait_until(
-        lambda: (_rows(stack, pid, coll)[0].replay_outcome or {}).get("status") == "rejected",
+        lambda: (_row(stack, first.id).replay_outcome or {}).get("status") == "rejected",
         30,
         "the first error's replay_outcome never said rejected",
     )
-    assert _rows(stack, pid, coll)[0].replay_outcome["error_id"] == second.id
+    assert _row(stack, first.id).replay_outcome["error_id"] == second.id
 
     # The customer replays what is still open: the new error, not the replayed one.
     out = _replay(api, pid, master, {"filter": {"collection": coll, "status": "open"}})
     assert [(r["error_id"], r["replay_count"]) for r in out["replayed"]] == [(second.id, 2)]
-    wait_until(lambda: len(_rows(stack, pid, coll)) == 3, 30, stack.worker.tail)
-    third = _rows(stack, pid, coll)[2]
+    third = _new_row(stack, pid, coll, {first.id, second.id})
     assert _hdrs(_dead_letter_of(stack, third))["inbound.replay.count"] == b"2"
     assert third.replay_count == 2
     return pid, master, key_id, coll, partition, offset
