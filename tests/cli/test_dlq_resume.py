@@ -78,7 +78,12 @@ def test_cli_resume_lets_the_running_worker_store_what_waited(breaker_stack: Sta
     wait_until(lambda: _active_pauses(stack, coll), 30, f"no pause\n{stack.worker.tail()}")
     wait_until(lambda: _paused_gauge(stack) == 1, 30, "inbound_paused_partitions is not 1")
     assert stack.count_events(coll) == 0, "events behind the pause must wait"
-    assert len(stack.errors(coll)) < garbage, "the breaker did not stop the flood"
+    waiting = garbage + good - len(stack.errors(coll))
+    assert waiting > good, "the breaker did not stop the flood"
+    # README: consumer lag is log end minus committed offsets, whatever the worker is doing;
+    # the paused partition's waiting records are the lag.
+    lag = lambda: metrics.value(stack.worker.metrics(), "inbound_consumer_lag")  # noqa: E731
+    wait_until(lambda: lag() == waiting, 30, lambda: f"lag {lag()}, {waiting} waiting")
     pid = stack.worker.proc.pid
 
     env = inbound_env(
@@ -94,6 +99,7 @@ def test_cli_resume_lets_the_running_worker_store_what_waited(breaker_stack: Sta
     assert stack.worker.alive() and stack.worker.proc.pid == pid, "the worker was restarted"
     assert _active_pauses(stack, coll) == []
     wait_until(lambda: _paused_gauge(stack) == 0, 30, "inbound_paused_partitions stayed 1")
+    wait_until(lambda: lag() == 0, 30, lambda: f"lag stayed {lag()}")
     assert stack.count_events(coll) == good
     assert len(stack.errors(coll)) == garbage
     with session_scope(stack.engine) as s:
