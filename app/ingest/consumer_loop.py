@@ -76,7 +76,7 @@ class IngestLoop:
         self.healthy = True
         self.last_error: str | None = None
         sessions = sessionmaker(engine, expire_on_commit=False)
-        self.lookup = DbLookup(sessions)
+        self.lookup = DbLookup(sessions, ttl_seconds=settings.worker_key_cache_seconds)
         self.writer = BatchWriter(engine, settings.error_payload_cap)
         self.pauses = PauseStore(sessions)
         self.addons = AddonRegistry(settings.geoip_database)

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Seconds a partition with lag may go without its committed offset moving "
         "before the worker's /healthz reports it `stalled`.",
     )
+    worker_key_cache_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="Seconds the worker caches a project or key lookup: a revoked key, a new "
+        "permission or a deactivated project applies to events within this time.",
+    )
     error_payload_cap: int = Field(
         default=65536, description="Bytes of a rejected payload kept in the error table."
     )

@@ -63,7 +63,10 @@ def test_produce_then_query_and_replay(
             select(ApiKey.id).where(ApiKey.project_id == pid, ApiKey.kind == "write")
         )
         no_writes = create_key(s, pid, "access", name="not yet", permitted=[]).key.id
-    worker = WorkerProcess(db_url, kafka_bootstrap, tmp_path / "worker").start()
+    # No key cache: the key fixed below applies to the very next record (no sleep needed).
+    worker = WorkerProcess(
+        db_url, kafka_bootstrap, tmp_path / "worker", INBOUND_WORKER_KEY_CACHE_SECONDS="0"
+    ).start()
     try:
         settings = make_settings(db_url, kafka_bootstrap=kafka_bootstrap)
         with TestClient(create_app(settings)) as client:
@@ -109,8 +112,6 @@ def test_produce_then_query_and_replay(
             assert row.code == "key_not_permitted"
             with session_scope(engine_for(db_url)) as s:
                 s.get(ApiKey, no_writes).permitted = ["writes"]
-            # The worker caches keys for a few seconds (a changed key applies within seconds).
-            time.sleep(3.5)
             hm = auth(project["master_key"])
             r = client.post(
                 f"/3.0/projects/{pid}/errors/replay", headers=hm, json={"error_id": row.id}
