@@ -23,7 +23,7 @@ from app.api.error_views import decode_headers
 from app.api.http_rejections import check_collection
 from app.contract import headers as h
 from app.contract.timestamps import iso_ms
-from app.contract.topics import inbound_topic, parse_inbound
+from app.contract.topics import inbound_topic, parse_inbound, parse_record_source, record_source
 from app.store.models import IngestError
 
 REPLAY_ERROR_ID = "inbound.replay.error_id"
@@ -120,10 +120,22 @@ async def prepare(row: IngestError, *, cap: int, bootstrap: str | None) -> Prepa
         kept.append((h.KEY_ID, row.key_id.encode()))
     kept.append((h.REPLAY_COUNT, str(done + 1).encode()))
     kept.append((REPLAY_ERROR_ID, row.id.encode()))
-    if row.source_topic and row.source_partition is not None and row.source_offset is not None:
-        source = f"{row.source_topic}/{row.source_partition}/{row.source_offset}"
+    source = _original_source(row, stored_headers)
+    if source:
         kept.append((h.REPLAY_SOURCE, source.encode()))
     return Prepared(row.id, topic, value, key, kept, done + 1)
+
+
+def _original_source(row: IngestError, stored_headers: list[tuple[str, bytes]]) -> str | None:
+    """The first record of a replay chain: a replay that failed again is its own error row,
+    at its own coordinates, but must keep naming the record the event first arrived as, or a
+    later fix would store it under a second keen.id."""
+    earlier = parse_record_source(h.last_header_text(stored_headers, h.REPLAY_SOURCE) or "")
+    if earlier is not None:
+        return record_source(*earlier)
+    if row.source_topic and row.source_partition is not None and row.source_offset is not None:
+        return record_source(row.source_topic, row.source_partition, row.source_offset)
+    return None
 
 
 def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -> None:
