@@ -26,7 +26,6 @@ from app.contract.timestamps import iso_ms
 from app.contract.topics import inbound_topic, parse_inbound, parse_record_source, record_source
 from app.store.models import IngestError
 
-REPLAY_ERROR_ID = "inbound.replay.error_id"
 # Headers Inbound itself wrote about the failure or an earlier replay: not part of the original.
 _STRIPPED_PREFIXES = ("inbound.error.", "inbound.original.", "inbound.replay.")
 _STRIPPED = {h.FAILED_AT}
@@ -119,7 +118,7 @@ async def prepare(row: IngestError, *, cap: int, bootstrap: str | None) -> Prepa
     if row.key_id and not any(name == h.KEY_ID for name, _ in kept):
         kept.append((h.KEY_ID, row.key_id.encode()))
     kept.append((h.REPLAY_COUNT, str(done + 1).encode()))
-    kept.append((REPLAY_ERROR_ID, row.id.encode()))
+    kept.append((h.REPLAY_ERROR_ID, row.id.encode()))
     source = _original_source(row, stored_headers)
     if source:
         kept.append((h.REPLAY_SOURCE, source.encode()))

@@ -10,6 +10,9 @@ KEY_ID = "inbound.key_id"
 # event keeps the original's deterministic keen.id.
 REPLAY_SOURCE = "inbound.replay.source"
 REPLAY_COUNT = "inbound.replay.count"
+# Set by a replay: the error row whose replay_outcome this record's result belongs to (in a
+# chain of failed replays each row is replayed under the first record's source).
+REPLAY_ERROR_ID = "inbound.replay.error_id"
 
 ERROR_CODE = "inbound.error.code"
 ERROR_STAGE = "inbound.error.stage"

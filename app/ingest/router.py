@@ -8,6 +8,7 @@ state it touches is the breaker's per-partition windows, which outlive a batch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from app.contract import headers as h
 from app.contract.errors import Rejection
-from app.contract.headers import last_header_text
+from app.contract.headers import Headers, last_header_text
 from app.contract.timestamps import iso_ms
 from app.contract.topics import parse_record_source, project_of
 from app.ingest.breaker import CircuitBreaker
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from aiokafka import TopicPartition
 
     from app.ingest.addons import AddonRegistry
+
+
+# Error ids are 32 lowercase hex characters on both paths (worker: derived, HTTP: random).
+ERROR_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +106,7 @@ class BatchRouter:
                 routed.trips.append(Trip(tp, record.offset, last_code))
                 next_offset = record.offset
                 break
-            source = last_header_text(record.headers, h.REPLAY_SOURCE)
-            original = _original_error(source) if source else None
+            original = _replayed_error(record.headers)
             if rejected:
                 letter = dead_letter(record, result, now)
                 routed.rejected.append(letter)
@@ -141,7 +145,12 @@ def _outcome(record: RawRecord, at: str, **result: str) -> dict:
     return {**result, "at": at, "partition": record.partition, "offset": record.offset}
 
 
-def _original_error(source: str) -> str | None:
-    """The error id of the record a replay came from; None when the header is malformed."""
-    parsed = parse_record_source(source)
+def _replayed_error(headers: Headers) -> str | None:
+    """The error row a replayed record reports its outcome to: the one the replay names, else
+    the one its source record became; None for a record that is no replay."""
+    named = last_header_text(headers, h.REPLAY_ERROR_ID)
+    if named and ERROR_ID_RE.fullmatch(named):
+        return named
+    source = last_header_text(headers, h.REPLAY_SOURCE)
+    parsed = parse_record_source(source) if source else None
     return error_id_for(*parsed) if parsed else None

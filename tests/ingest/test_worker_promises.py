@@ -320,12 +320,6 @@ def test_a_replay_that_fails_again_counts_its_replays(stack: Stack, api: ApiProc
     _fail_twice(stack, api)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replay of a replayed event's new error carries that record's coordinates as "
-    "inbound.replay.source (app/api/replay.py uses the row's source_*), not the original's: "
-    "after a fix the event is stored under another keen.id, once per error row replayed",
-)
 def test_after_failed_replays_a_fixed_event_is_stored_once_under_its_original_keen_id(
     stack: Stack, api: ApiProcess
 ) -> None:

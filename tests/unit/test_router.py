@@ -100,6 +100,30 @@ def test_replayed_records_report_to_their_original_error() -> None:
     assert len(routed.accepted) == 2 and routed.commit == {TP0: 23}
 
 
+def test_a_replay_in_a_chain_reports_to_the_error_row_it_names() -> None:
+    """Each failed replay is an error row of its own, replayed under the chain's first source
+    (one keen.id); its outcome belongs to the row named in inbound.replay.error_id."""
+    named = "ab" * 16
+    chained = (
+        *WRITER,
+        ("inbound.replay.source", f"{TOPIC}/0/5".encode()),
+        ("inbound.replay.error_id", named.encode()),
+    )
+    forged = (*WRITER, ("inbound.replay.source", f"{TOPIC}/0/5".encode()))
+    forged += (("inbound.replay.error_id", b"not-an-error-id"),)
+    batch = {
+        TP0: [*_at(TP0, [30], [GOOD], headers=chained), *_at(TP0, [31], [GOOD], headers=forged)]
+    }
+    routed = _router().route(batch, NOW)
+    first, second = routed.accepted
+    # One source, one keen.id: the event cannot be stored twice.
+    assert first.keen_id == second.keen_id
+    assert set(routed.replay_outcomes) == {named, _error_id(TOPIC, 0, 5)}
+    assert routed.replay_outcomes[named]["offset"] == 30
+    # A malformed error id falls back to the source record's error.
+    assert routed.replay_outcomes[_error_id(TOPIC, 0, 5)]["offset"] == 31
+
+
 def test_the_breaker_trips_on_the_projects_own_ratio_and_holds_the_rest_back() -> None:
     values = [GOOD, b"{bad", GOOD, GOOD, GOOD, GOOD]
     batch = {TP0: _at(TP0, [0, 1, 2, 3, 4, 5], values), TP1: _at(TP1, [0], [GOOD])}
