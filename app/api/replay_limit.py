@@ -20,21 +20,25 @@ class TokenBucket:
     rate: float
     capacity: float
     clock: Clock = time.monotonic
-    tokens: float = -1.0  # below zero: not used yet, starts full on first use
+    tokens: float = field(init=False)
     stamp: float = field(init=False)
 
     def __post_init__(self) -> None:
+        # A new bucket is full: a project's first replay may use the whole burst.
+        self.tokens = self.capacity
         self.stamp = self.clock()
 
-    def available(self) -> int:
+    def _refill(self) -> None:
         now = self.clock()
-        if self.tokens < 0:
-            self.tokens = self.capacity
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        return int(self.tokens)
+
+    def available(self) -> int:
+        self._refill()
+        return max(0, int(self.tokens))
 
     def take(self, n: int) -> None:
+        self._refill()
         self.tokens -= n
 
     def wait_for_one(self) -> float:

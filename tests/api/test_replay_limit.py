@@ -42,3 +42,12 @@ def test_no_rate_means_a_minute_to_wait() -> None:
     bucket.available()
     bucket.take(1)
     assert bucket.wait_for_one() == 60.0
+
+
+def test_taking_before_asking_spends_the_full_bucket() -> None:
+    # A first take() used to push an unused bucket below zero, which then read as unused
+    # and refilled it to full: the burst could be spent twice.
+    clock = Clock()
+    bucket = ReplayLimiter(rate=0.5, burst=2, clock=clock).bucket("p")
+    bucket.take(2)
+    assert bucket.available() == 0
