@@ -4,6 +4,7 @@
     python3 tools/mutation.py app/contract/topics.py app/webhooks/signing.py
     python3 tools/mutation.py --list          # the modules and their unit tests
     python3 tools/mutation.py --survivors     # also print each surviving mutant's diff
+    python3 tools/mutation.py --last --survivors app/ingest/router.py  # the last run, no rerun
 
 It prints, per module, how many mutants the fast unit tests killed (killed / total, %).
 
@@ -197,6 +198,25 @@ def print_table(rows: list[Score]) -> None:
     print(f"{'all':<{width}}  {killed:>6} / {total:<5} {pct:6.1f}")
 
 
+# One process prints every survivor's diff: `mutmut show NAME` per mutant re-reads all the
+# mutation data each time (seconds apiece, minutes for a few hundred survivors).
+_SHOW_DIFFS = """
+import sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+for pair in sys.argv[1:]:
+    module, name = pair.split("=", 1)
+    print(f"\\n### {module}: {name}")
+    print(get_diff_for_mutant(name, path=module))
+"""
+
+
+def print_survivors(survivors: dict[str, list[str]], env: dict[str, str]) -> None:
+    pairs = [f"{module}={name}" for module, names in survivors.items() for name in names]
+    if pairs:
+        python = MUT_VENV / "bin" / "python"
+        subprocess.run([str(python), "-c", _SHOW_DIFFS, *pairs], cwd=SCRATCH, env=env, check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--min-score", type=float, default=None, help="exit 1 if the overall score is below this %"
+    )
+    parser.add_argument(
+        "--last",
+        action="store_true",
+        help="no run: report the last run's results kept in .mutation/ (with --survivors too)",
     )
     args = parser.parse_args(argv)
 
@@ -230,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         parser.error("none of the chosen modules exists")
 
+    if args.last:
+        meta = [m for m in chosen if (SCRATCH / "mutants" / (m + ".meta")).exists()]
+        if not meta:
+            parser.error("no results in .mutation/ for the chosen modules")
+        rows, survivors = scores(meta)
+        print_table(rows)
+        if args.survivors:
+            print_survivors(survivors, dict(os.environ))
+        return 0
+
     started = time.monotonic()
     project_python = ensure_project_venv()
     mutmut = ensure_mutmut(project_python)
@@ -245,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     print(f"\nmutation run: {time.monotonic() - started:.0f} s (mutmut exit {proc.returncode})")
     if args.survivors:
-        for module, names in survivors.items():
-            for name in names:
-                print(f"\n### {module}: {name}")
-                subprocess.run([str(mutmut), "show", name], cwd=SCRATCH, env=env)
+        print_survivors(survivors, env)
     elif survivors:
         print(
             "survivors: --survivors prints their diffs; `cd .mutation && ../.mutvenv/bin/mutmut browse`"
