@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.docs_assets import install_docs
 from app.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.api.problems import ApiError
 from app.api.producer import KafkaProducerHolder
@@ -47,7 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages load their assets from a CDN: install_docs serves them offline.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.session_factory = session_factory(engine_for(settings.effective_database_url))
     app.state.producer = producer

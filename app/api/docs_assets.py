@@ -1,0 +1,89 @@
+"""The interactive API docs (`/docs`, `/redoc`) served whole by the API itself.
+
+FastAPI's default pages load Swagger UI and ReDoc from a CDN, so on a machine without internet
+they stay blank. The `fastapi-offline` package ships those files (Swagger UI 5 under Apache-2.0,
+ReDoc 2 and FastAPI's icon under MIT): they are served from it under `/docs/static/`, and the
+pages are FastAPI's own, pointed at them. None of these routes is in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+STATIC_URL = "/docs/static"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
+
+SWAGGER_JS = "swagger-ui-bundle.js"
+SWAGGER_CSS = "swagger-ui.css"
+REDOC_JS = "redoc.standalone.js"
+FAVICON = "favicon.png"
+
+
+def asset_dir() -> Path:
+    """The folder of the bundled files; a broken install fails here, at startup."""
+    directory = Path(str(files("fastapi_offline") / "static"))
+    missing = [
+        name
+        for name in (SWAGGER_JS, SWAGGER_CSS, REDOC_JS, FAVICON)
+        if not (directory / name).is_file()
+    ]
+    if missing:
+        raise RuntimeError(f"fastapi-offline is missing the docs assets {missing} in {directory}")
+    return directory
+
+
+def install_docs(app: FastAPI) -> None:
+    """Add `/docs`, its OAuth2 redirect page, `/redoc` and their assets to an app created with
+    ``docs_url=None, redoc_url=None`` (so FastAPI's CDN-backed pages are not there too)."""
+    assert app.docs_url is None and app.redoc_url is None, "FastAPI's own docs pages are on"
+    openapi_url = app.openapi_url
+    assert openapi_url, "the docs pages render the app's OpenAPI document"
+
+    app.mount(STATIC_URL, StaticFiles(directory=asset_dir()), name="docs-static")
+
+    def static(request: Request, name: str) -> str:
+        return f"{_root(request)}{STATIC_URL}/{name}"
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = _root(request)
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=static(request, SWAGGER_JS),
+            swagger_css_url=static(request, SWAGGER_CSS),
+            swagger_favicon_url=static(request, FAVICON),
+            oauth2_redirect_url=root + OAUTH2_REDIRECT_URL,
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=_root(request) + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=static(request, REDOC_JS),
+            redoc_favicon_url=static(request, FAVICON),
+            with_google_fonts=False,  # fonts from another host: the page's own fallbacks
+        )
+
+
+def _root(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/")
