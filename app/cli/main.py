@@ -180,12 +180,40 @@ def webhooks() -> None:
 @cli.command()
 def certs(
     out: Path | None = typer.Option(None, help="Directory for the CA, certificate and truststore."),
+    renew: bool = typer.Option(
+        False,
+        "--renew",
+        help="Re-issue the server certificate and key with the existing CA: clients keep "
+        "working (their ca.pem and truststore stay valid); a running gateway loads the new "
+        "pair within seconds, or at once on SIGHUP.",
+    ),
+    renew_ca: bool = typer.Option(
+        False,
+        "--renew-ca",
+        help="Make a new CA, truststore and server certificate: every client must then be "
+        "given the new ca.pem or truststore.",
+    ),
 ) -> None:
-    """Make a development CA and server certificate for the gateway; prints client settings."""
-    from app.gateway.certs import make_dev_certs
+    """The gateway's development CA, server certificate and truststore; prints their paths
+    and the client settings.
+
+    Existing files are kept as they are (run it as often as you like); missing ones are made.
+    """
+    from app.gateway.certs import CertsError, ensure_dev_certs, fingerprint
 
     settings = get_settings()
-    info = make_dev_certs(out or settings.data_dir / "certs")
+    target = out or settings.data_dir / "certs"
+    try:
+        info, done = ensure_dev_certs(target, renew=renew, renew_ca=renew_ca)
+    except CertsError as exc:
+        _fail(str(exc))
+    for line in done:
+        typer.echo(line, err=True)
+    if not done:
+        typer.echo(f"using the existing files in {target} (--renew re-issues them)", err=True)
+    typer.echo(f"server certificate SHA-256 {fingerprint(info['server_cert'])}", err=True)
+    if renew_ca:
+        typer.echo("new CA: clients must be given the new ca.pem / truststore", err=True)
     typer.echo(json.dumps(info, indent=2))
 
 
