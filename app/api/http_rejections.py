@@ -21,9 +21,9 @@ from app.api.producer import KafkaProducerHolder
 from app.contract import headers as h
 from app.contract.collections import collection_problem
 from app.contract.errors import Rejection
-from app.contract.rejection import build_rejection
+from app.contract.rejection import build_rejection, no_nul
 from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
-from app.store.models import IngestError
+from app.store.models import IngestError, Notification
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,16 @@ async def refuse(
     def _store() -> None:
         with sessions() as session, session.begin():
             session.add(row)
-            count_rejected(session, project_id, collection, now)
+            # Webhooks hear of HTTP refusals as of the worker's rejections.
+            session.add(
+                Notification(
+                    project_id=project_id,
+                    type="ingest.failed",
+                    payload=rejected.notification(),
+                    created_at=now,
+                )
+            )
+            count_rejected(session, project_id, no_nul(collection) or collection, now)
 
     # The database driver blocks: keep it off the event loop.
     await run_in_threadpool(_store)

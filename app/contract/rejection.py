@@ -177,10 +177,10 @@ class RejectedRecord:
         return {
             "id": self.error_id,
             "project_id": self.project_id,
-            "collection": self.collection[:NAME_CAP],
+            "collection": no_nul(self.collection[:NAME_CAP]),
             "code": self.rejection.code,
             "stage": self.rejection.stage,
-            "message": cap_text(self.rejection.message, MESSAGE_CAP),
+            "message": no_nul(cap_text(self.rejection.message, MESSAGE_CAP)),
             "detail": json_no_nul(self.rejection.detail),
             "source_topic": self.source_topic,
             "source_partition": self.source_partition,
@@ -203,14 +203,16 @@ class RejectedRecord:
 
     def notification(self) -> dict:
         """The ``ingest.failed`` payload webhooks carry."""
-        return {
-            "error_id": self.error_id,
-            "code": self.rejection.code,
-            "stage": self.rejection.stage,
-            "collection": self.collection,
-            "message": cap_text(self.rejection.message, MESSAGE_CAP),
-            "created_at": _iso_ms(self.failed_at),
-        }
+        return json_no_nul(
+            {
+                "error_id": self.error_id,
+                "code": self.rejection.code,
+                "stage": self.rejection.stage,
+                "collection": self.collection,
+                "message": cap_text(self.rejection.message, MESSAGE_CAP),
+                "created_at": _iso_ms(self.failed_at),
+            }
+        )
 
 
 def build_rejection(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
-from app.store.models import ApiKey, IngestCounter, IngestError
+from app.store.models import ApiKey, IngestCounter, IngestError, Notification
 from tests.api.conftest import auth, read_records
 
 pytestmark = pytest.mark.kafka
@@ -105,6 +105,13 @@ def test_structural_errors_are_answered_and_recorded(
         assert (row.stage, row.code, row.payload_size) == ("http", code, len(body))
         counters = s.scalars(select(IngestCounter).where(IngestCounter.project_id == pid)).all()
         dlq = (row.dlq_topic, row.dlq_partition, row.dlq_offset)
+        # Webhooks are told, with the same error_id.
+        notes = s.scalars(
+            select(Notification).where(
+                Notification.project_id == pid, Notification.type == "ingest.failed"
+            )
+        ).all()
+        assert [(n.payload["error_id"], n.payload["code"]) for n in notes] == [(error_id, code)]
     assert [(c.received, c.rejected) for c in counters] == [(1, 1)]
     # The DLQ copy: original bytes and the error headers with the same error_id.
     assert dlq[0] is not None
@@ -130,7 +137,7 @@ def test_batch_body_must_be_an_object_of_lists(kafka_client: TestClient, project
     assert kafka_client.post(url, headers=h, json={"c": {"x": 1}}).status_code == 400
 
 
-@pytest.mark.parametrize("encoded", ["x%0A", "%2E", "%2E%2E"])
+@pytest.mark.parametrize("encoded", ["x%0A", "%2E", "%2E%2E", "a%00b", "%00"])
 def test_collection_names_kafka_refuses_are_answered_at_once(
     kafka_client: TestClient, projects: tuple, encoded: str
 ) -> None:
