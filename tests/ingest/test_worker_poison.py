@@ -56,7 +56,13 @@ def _produce_one(stack: Stack, topic: str, key, value, headers=None, compression
 
 
 def _dead(stack: Stack, collection: str, n: int) -> list:
-    return asyncio.run(consume_all(stack.bootstrap, f"dlq.{stack.project_id}.{collection}", n))
+    """The collection's dead letters, one per error id: DLQ topics are at-least-once (a
+    redelivery after a rebalance writes a letter again, under the same inbound.error.id)."""
+    got = asyncio.run(consume_all(stack.bootstrap, f"dlq.{stack.project_id}.{collection}", n))
+    by_id: dict[bytes, object] = {}
+    for msg in got:
+        by_id.setdefault(dict(msg.headers)[h.ERROR_ID], msg)
+    return list(by_id.values())
 
 
 def _json_ish(size: int) -> bytes:
