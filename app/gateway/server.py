@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app import logs
 from app.gateway.auth import KeyVerifier
 from app.gateway.backend import Backend
 from app.gateway.policy import APIS, advertised
@@ -61,6 +63,82 @@ def server_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     return ctx
 
 
+# How often (s) the gateway looks at its certificate and key files for a renewal (`inbound
+# certs --renew`, certbot, a rotated secret mount): two stat calls, so cheap. A change is loaded
+# once the files have stayed the same for one more look, so a pair written one file after the
+# other is not tried half-renewed. SIGHUP reloads at once. A constant, not a setting: nobody
+# needs it other than tests.
+TLS_RELOAD_SECONDS = 2.0
+
+
+class TLSReloader:
+    """The TLS listener's certificate and key, reloaded from their files when they change.
+
+    asyncio's listener holds one SSLContext (``listener``); its SNI callback, which OpenSSL
+    calls on every ClientHello (with or without a server name), hands each new connection the
+    most recently loaded context. Connections already open keep the one they started with. A
+    reload that fails (a half-written file, a key that is not the certificate's) keeps the
+    current context and logs an error; the next change of the files is tried again.
+    """
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.cert, self.key = Path(cert), Path(key)
+        self._stamp = self._stat()
+        self.current = server_ssl_context(self.cert, self.key)
+        self.listener = self.current
+        self.listener.sni_callback = self._pick
+
+    def _pick(self, ssl_object: ssl.SSLObject, _server_name: str | None, ctx: ssl.SSLContext):  # noqa: ANN202 - OpenSSL callback
+        current = self.current
+        if current is not ctx:
+            ssl_object.context = current
+        return None
+
+    def _stat(self) -> tuple:
+        out = []
+        for path in (self.cert, self.key):
+            try:
+                st = os.stat(path)
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def reload(self, why: str) -> bool:
+        """Load the files into a fresh context and use it for new connections; False (and the
+        current context kept) if they do not load."""
+        stamp = self._stat()  # before reading: a change while loading is seen next time
+        try:
+            ctx = server_ssl_context(self.cert, self.key)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the working certificate
+            self._stamp = stamp
+            log.error(
+                "TLS certificate not reloaded (%s): %s / %s: %s; keeping the current certificate",
+                why,
+                self.cert,
+                self.key,
+                exc,
+            )
+            return False
+        self._stamp = stamp
+        self.current = ctx
+        log.info("TLS certificate reloaded (%s) from %s", why, self.cert)
+        return True
+
+    async def watch(self, interval: float) -> None:
+        seen = self._stamp
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                stamp = self._stat()
+                if stamp != self._stamp and stamp == seen:
+                    self.reload("the files changed")
+                seen = stamp
+            except Exception:  # the watcher must outlive any one bad look
+                log.exception("watching the TLS certificate files")
+
+
 class Gateway:
     """The listeners and their shared state; ``start`` then ``serve_forever`` or ``stop``."""
 
@@ -73,6 +151,8 @@ class Gateway:
         self._sessions: set[asyncio.Task] = set()
         self._per_address: dict[str, int] = {}
         self.ctx: GatewayContext | None = None
+        self.tls: TLSReloader | None = None
+        self._tls_watch: asyncio.Task | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -99,12 +179,12 @@ class Gateway:
         )
         host = s.gateway_host
         public = s.gateway_advertised_host or host
-        cert, key = tls_files(s)
+        self.tls = TLSReloader(*tls_files(s))
         self.tls_port = await self._listen(
             public,
             lambda: self.tls_port,
             s.gateway_port,
-            ssl=server_ssl_context(cert, key),
+            ssl=self.tls.listener,
             # A client that never finishes TLS is dropped as one that never finishes SASL.
             ssl_handshake_timeout=s.gateway_auth_seconds,
         )
@@ -114,6 +194,7 @@ class Gateway:
             self.tls_port,
             self.backend.bootstrap,
         )
+        self._tls_watch = asyncio.create_task(self.tls.watch(TLS_RELOAD_SECONDS))
         if s.gateway_plain_port:
             self.plain_port = await self._listen(
                 public, lambda: self.plain_port, s.gateway_plain_port
@@ -161,13 +242,22 @@ class Gateway:
 
         return accept
 
+    def reload_tls(self) -> None:
+        """Reload the TLS certificate and key now (SIGHUP), not at the next look."""
+        if self.tls is not None:
+            self.tls.reload("SIGHUP")
+
     async def stop(self) -> None:
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
         for server in self._servers:
             server.close()
         for task in list(self._sessions):
             task.cancel()
         for server in self._servers:
             await server.wait_closed()
+        if self._tls_watch is not None:
+            await asyncio.gather(self._tls_watch, return_exceptions=True)
         await self.backend.close()
 
 
@@ -178,14 +268,14 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
+    logs.ready("gateway")  # its listeners are bound (gateway.start logged where)
     await stop.wait()
     log.info("stopping the Kafka edge")
     await gateway.stop()
 
 
 def run_gateway(settings: Settings) -> None:
-    """Serve the Kafka edge until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    """Serve the Kafka edge until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate."""
+    logs.setup_from_settings("gateway", settings)
     asyncio.run(_serve(settings))
