@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        # FastAPI's own pages load their assets from a CDN: install_docs serves them offline.
+        # FastAPI's own pages load their assets from a CDN: install_docs serves /docs offline
+        # (and says why /redoc is off).
         docs_url=None,
         redoc_url=None,
     )

@@ -1,9 +1,12 @@
-"""The interactive API docs (`/docs`, `/redoc`) served whole by the API itself.
+"""The interactive API docs (`/docs`) served whole by the API itself.
 
-FastAPI's default pages load Swagger UI and ReDoc from a CDN, so on a machine without internet
-they stay blank. The `fastapi-offline` package ships those files (Swagger UI 5 under Apache-2.0,
-ReDoc 2 and FastAPI's icon under MIT): they are served from it under `/docs/static/`, and the
-pages are FastAPI's own, pointed at them. None of these routes is in the OpenAPI document.
+FastAPI's default page loads Swagger UI from a CDN, so on a machine without internet it stays
+blank. The `fastapi-offline` package ships those files (Swagger UI 5 under Apache-2.0, FastAPI's
+icon under MIT): they are served from it under `/docs/static/`, and the page is FastAPI's own,
+pointed at them. None of these routes is in the OpenAPI document.
+
+FastAPI's `/redoc` page is off: the ReDoc 2 bundle always loads its sidebar logo from its
+vendor's CDN, so it cannot be served without a request to another host.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (
-    get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
@@ -21,13 +23,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 DOCS_URL = "/docs"
-REDOC_URL = "/redoc"
 STATIC_URL = "/docs/static"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 
 SWAGGER_JS = "swagger-ui-bundle.js"
 SWAGGER_CSS = "swagger-ui.css"
-REDOC_JS = "redoc.standalone.js"
 FAVICON = "favicon.png"
 
 
@@ -35,9 +35,7 @@ def asset_dir() -> Path:
     """The folder of the bundled files; a broken install fails here, at startup."""
     directory = Path(str(files("fastapi_offline") / "static"))
     missing = [
-        name
-        for name in (SWAGGER_JS, SWAGGER_CSS, REDOC_JS, FAVICON)
-        if not (directory / name).is_file()
+        name for name in (SWAGGER_JS, SWAGGER_CSS, FAVICON) if not (directory / name).is_file()
     ]
     if missing:
         raise RuntimeError(f"fastapi-offline is missing the docs assets {missing} in {directory}")
@@ -45,7 +43,7 @@ def asset_dir() -> Path:
 
 
 def install_docs(app: FastAPI) -> None:
-    """Add `/docs`, its OAuth2 redirect page, `/redoc` and their assets to an app created with
+    """Add `/docs`, its OAuth2 redirect page and their assets to an app created with
     ``docs_url=None, redoc_url=None`` (so FastAPI's CDN-backed pages are not there too)."""
     assert app.docs_url is None and app.redoc_url is None, "FastAPI's own docs pages are on"
     openapi_url = app.openapi_url
@@ -73,16 +71,6 @@ def install_docs(app: FastAPI) -> None:
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get(REDOC_URL, include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=_root(request) + openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=static(request, REDOC_JS),
-            redoc_favicon_url=static(request, FAVICON),
-            with_google_fonts=False,  # fonts from another host: the page's own fallbacks
-        )
 
 
 def _root(request: Request) -> str:
