@@ -27,6 +27,17 @@ cli.add_typer(project_cli, name="project")
 cli.add_typer(dlq_cli, name="dlq")
 
 
+@cli.callback()
+def _setup_logging(ctx: typer.Context) -> None:
+    """Inbound: Kafka inbound ingest with a real DLQ."""
+    from app import logs
+
+    # Every command logs in INBOUND_LOG_FORMAT at INBOUND_LOG_LEVEL; the services set it up
+    # again under their own name.
+    settings = get_settings()
+    logs.setup(ctx.invoked_subcommand or "inbound", settings.log_level, settings.log_format)
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)

@@ -204,6 +204,15 @@ class IngestLoop:
                 letter.source_offset,
                 letter.rejection.code,
                 letter.error_id,
+                extra={
+                    "project_id": letter.project_id,
+                    "collection": letter.collection,
+                    "topic": letter.source_topic,
+                    "partition": letter.source_partition,
+                    "offset": letter.source_offset,
+                    "error_id": letter.error_id,
+                    "code": letter.rejection.code,
+                },
             )
         size = batch.routed.size
         if outcome.rejected:
@@ -213,6 +222,14 @@ class IngestLoop:
                 len(outcome.accepted),
                 len(outcome.rejected),
                 ", ".join(f"{c}={n}" for c, n in codes.most_common()),
+                extra={
+                    "batch_size": size,
+                    "stored": len(outcome.accepted),
+                    "dead_lettered": len(outcome.rejected),
+                    "codes": dict(codes),
+                    "project_ids": sorted({r.project_id for r in outcome.rejected}),
+                    "collections": sorted({r.collection for r in outcome.rejected}),
+                },
             )
         metrics.BATCH_SIZE.observe(size)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
@@ -234,7 +251,18 @@ class IngestLoop:
         )
         metrics.PAUSED_PARTITIONS.set(len(self._paused_by_us))
         log.warning(
-            "DLQ circuit breaker paused %s[%d] at offset %d", tp.topic, tp.partition, offset
+            "DLQ circuit breaker paused %s[%d] at offset %d",
+            tp.topic,
+            tp.partition,
+            offset,
+            extra={
+                "project_id": project_id,
+                "collection": collection,
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "offset": offset,
+                "code": code,
+            },
         )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:

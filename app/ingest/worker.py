@@ -15,6 +15,7 @@ import mode
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app import logs
 from app.ingest.consumer_loop import IngestLoop
 from app.ingest.control import CONTROL_TOPIC
 from app.settings import Settings
@@ -51,6 +52,9 @@ def build_app(settings: Settings) -> faust.App:
 
     class IngestService(mode.Service):
         """Runs the ingest loop for as long as the worker lives."""
+
+        # mode logs each service's start and stop at INFO: with faust's, not as ours.
+        logger = logging.getLogger("mode.inbound.IngestService")
 
         async def on_start(self) -> None:
             await loop.start()
@@ -91,11 +95,25 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
+class _Worker(faust.Worker):
+    """faust's worker without its banner, spinner or logging set-up; says when it is ready."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        # override_logging=False: app.logs configured logging; faust would replace the
+        # handlers with its own format (and redirect stdout into the log).
+        super().__init__(app, quiet=True, override_logging=False, redirect_stdouts=False)
+        self.spinner = None  # it draws on a terminal; a log line says ready instead
+        self.settings = settings
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        port = self.settings.worker_metrics_port
+        where = f"; metrics at http://127.0.0.1:{port}/metrics" if port else ""
+        log.info("worker ready: ingesting in.* from %s%s", self.settings.kafka_bootstrap, where)
+        logs.ready("worker")
+
+
 def run_worker(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.setup_from_settings("worker", settings)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
-    worker.execute_from_commandline()
+    _Worker(app, settings).execute_from_commandline()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,7 +90,22 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Allow webhook URLs that resolve to private/loopback addresses."
     )
-    log_level: str = Field(default="INFO", description="Log level of every process.")
+    log_level: str = Field(
+        default="INFO",
+        description="Log level of Inbound's own loggers in every process; libraries (faust, "
+        "aiokafka, uvicorn) log WARNING and above, or everything when this is DEBUG.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text` lines, or `json`: one JSON object a line with time, level, "
+        "logger, message, process and, where they apply, project_id, collection, topic, "
+        "partition, offset and error_id (for Loki, Elasticsearch).",
+    )
+    api_access_log: bool = Field(
+        default=True,
+        description="The HTTP API logs one INFO line per request (keys redacted); "
+        "`inbound up` turns it off unless set.",
+    )
     webhook_poll_ms: int = Field(
         default=250, description="How often the webhook dispatcher polls the outbox (ms)."
     )
@@ -155,7 +171,10 @@ class Settings(BaseSettings):
     gateway_tls_cert: Path | None = Field(
         default=None,
         description="PEM certificate (chain) of the Kafka edge's TLS listener; unset: a "
-        "development certificate under <data_dir>/certs, made on first start (`inbound certs`).",
+        "development certificate under <data_dir>/certs, made on first start (`inbound certs`). "
+        "The gateway reloads the certificate and key when the files change (looked at every "
+        "2 s) or on SIGHUP; files that do not load keep the current certificate, with an "
+        "error logged.",
     )
     gateway_tls_key: Path | None = Field(
         default=None, description="PEM private key of the Kafka edge's TLS certificate."
@@ -238,6 +257,14 @@ class Settings(BaseSettings):
         description="Most collections one HTTP batch (POST /3.0/projects/{id}/events) may name; "
         "a larger batch is refused whole with 400 TooManyCollectionsError.",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
 
     @property
     def effective_database_url(self) -> str:

@@ -181,10 +181,9 @@ async def _wait(stop: asyncio.Event, seconds: float, sleep: Sleep) -> None:
 
 def run_dispatcher(settings: Settings) -> None:
     """Blocking entry point of `inbound webhooks`; SIGTERM/SIGINT stop it cleanly."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from app import logs
+
+    logs.setup_from_settings("webhooks", settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -196,6 +195,7 @@ def run_dispatcher(settings: Settings) -> None:
             settings.webhook_poll_ms,
             settings.webhook_batch_window_ms,
         )
+        logs.ready("webhooks")
         await Dispatcher(settings).run_forever(stop)
         log.info("webhook dispatcher stopped")
 
