@@ -142,7 +142,7 @@ def test_missing_or_null_inputs() -> None:
             "addons": [
                 entry("t:echo", {"x": "absent"}, "a"),  # required missing: skipped
                 entry("t:echo", {"x": "none"}, "b"),  # required null: skipped
-                entry("t:echo", {"x": "zero", "y": "absent"}, "c"),  # optional missing: run
+                entry("t:echo", {"y": "absent", "x": "zero"}, "c"),  # optional missing: run
                 entry("t:echo", {"x": "no", "y": "none"}, "d"),  # optional null: run
                 entry("t:echo", {"x": "empty", "y": "zero"}, "e"),
                 entry("t:two", {"a": "zero", "b": "absent"}, "f"),  # one required missing
@@ -246,7 +246,14 @@ def test_unexpected_fields() -> None:
 
 def test_unknown_addons() -> None:
     names = "t:boom, t:echo, t:geo, t:two"
-    for name, shown in [("t:nope", "t:nope"), (5, "5"), (None, "None"), ("n" * 70, "n" * 64)]:
+    unknown = [
+        ("t:nope", "t:nope"),
+        (5, "5"),
+        (None, "None"),
+        ("n" * 70, "n" * 64),
+        (["x"], "['x']"),
+    ]
+    for name, shown in unknown:
         rejection = refusal({"keen": {"addons": [entry("t:echo", {"x": "v"}), entry(name, {})]}})
         assert rejection.message == f"Unknown add-on {shown!r}; use one of {names}.", name
         assert rejection.detail == {"path": "keen.addons[1]"}

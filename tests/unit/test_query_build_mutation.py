@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert, select, text
+from sqlalchemy import Boolean, Engine, Float, Text, delete, event, insert, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.api import query_build as qb
 from app.api.query_build import (
@@ -888,3 +889,41 @@ def test_pg_within_is_the_haversine_in_sql() -> None:
         "power_2": 2,
         "param_16": 3.0,
     }
+
+
+def test_in_list_elements_keep_their_types(engine: Engine) -> None:
+    bodies = [{"a": [2.5]}, {"a": [[1]]}, {"a": ["[1]"]}, {"a": [{"k": 1}]}, {"a": [1]}]
+    assert hits(engine, bodies, "a", "in", [2.5]) == [0]
+    # A nested array element is not the string of its JSON text.
+    assert hits(engine, bodies, "a", "in", ["[1]"]) == [2]
+    assert hits(engine, bodies, "a", "in", ['{"k":1}']) == []
+    assert hits(engine, bodies, "a", "eq", "[1]") == [2]
+
+
+def test_within_needs_numbers_not_booleans(engine: Engine) -> None:
+    # json_extract reads true as 1: the type guard keeps [true, false] from being (1, 0).
+    bodies = [{"p": [True, False]}, {"p": [1, 0]}, {"p": [None, 0]}]
+    near = {"coordinates": [1, 0], "max_distance_miles": 1}
+    assert hits(engine, bodies, "p", "within", near) == [1]
+
+
+def test_filters_sql_passes_the_dialect_on() -> None:
+    f = [Filter("a", "exists", True), Filter("b", "exists", False)]
+    compiled = filters_sql("postgresql", f).compile(dialect=postgresql.dialect())
+    assert str(compiled) == (
+        f"jsonb_typeof({NODE.format(n=1)}) IS NOT NULL AND jsonb_typeof({NODE.format(n=2)}) IS NULL"
+    )
+    sqlite = filters_sql("sqlite", f).compile()
+    assert "json_type" in str(sqlite)
+
+
+def test_pg_expression_types() -> None:
+    # The result types decide how values read back (group_by reads node() as JSON) and
+    # which operators SQLAlchemy allows on them.
+    path = qb.JsonSql("postgresql", ["a"])
+    assert isinstance(path.node().type, JSONB)
+    assert isinstance(path.scalar().type, Text)
+    assert isinstance(path.number().type, Float)
+    assert isinstance(path._body_contains(1).type, Boolean)
+    contains = path.array_has("x")
+    assert isinstance(contains.clauses[1].type, Boolean)
