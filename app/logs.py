@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -122,6 +124,23 @@ def setup(
         lib.handlers.clear()
         lib.propagate = True
     logging.captureWarnings(True)
+    if fmt == "json":
+        # A crash is one JSON line too (its traceback in `exception`), not a bare traceback.
+        sys.excepthook = _log_uncaught
+        threading.excepthook = lambda args: _log_uncaught(
+            args.exc_type, args.exc_value, args.exc_traceback
+        )
+
+
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None
+) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc or exc_type(), tb)
+        return
+    logging.getLogger("inbound").critical(
+        "uncaught %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+    )
 
 
 def setup_from_settings(process: str, settings: Any) -> None:

@@ -26,10 +26,12 @@ log = logging.getLogger("inbound.worker")
 
 def build_app(settings: Settings) -> faust.App:
     if not settings.kafka_bootstrap:
-        raise SystemExit(
-            "error: INBOUND_KAFKA_BOOTSTRAP is not set; start Kafka with `inbound kafka start` "
+        # Logged, so it is a JSON line like the rest with INBOUND_LOG_FORMAT=json.
+        log.error(
+            "INBOUND_KAFKA_BOOTSTRAP is not set; start Kafka with `inbound kafka start` "
             "and export the address it prints, or use `inbound up`"
         )
+        raise SystemExit(1)
     engine = make_engine(settings.effective_database_url)
     brokers = [f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
     app = faust.App(

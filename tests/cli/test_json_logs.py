@@ -124,3 +124,36 @@ def test_api_json_lines_with_the_access_log(sqlite_url: str, tmp_path: Path) -> 
     assert access and all(r["level"] == "INFO" for r in access), records
     assert any("api_key=***" in r["message"] for r in access), access
     assert "secret-key" not in log_path.read_text()
+
+
+def test_a_worker_that_cannot_start_says_why_in_json(tmp_path: Path) -> None:
+    env = {**os.environ, "INBOUND_DATA_DIR": str(tmp_path), "INBOUND_LOG_FORMAT": "json"}
+    env.pop("INBOUND_KAFKA_BOOTSTRAP", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    records = _records(done.stdout + done.stderr)
+    errors = [r for r in records if r["level"] == "ERROR"]
+    assert len(errors) == 1 and "INBOUND_KAFKA_BOOTSTRAP" in errors[0]["message"], records
+    assert errors[0]["process"] == "worker"
+
+
+def test_a_crash_is_one_json_line_with_its_traceback() -> None:
+    code = (
+        "from app import logs; logs.setup('worker', 'INFO', 'json'); "
+        "import threading; t = threading.Thread(target=lambda: 1 / 0); t.start(); t.join(); "
+        "raise RuntimeError('boom')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    records = _records(done.stdout + done.stderr)
+    assert [r["message"] for r in records] == [
+        "uncaught ZeroDivisionError: division by zero",
+        "uncaught RuntimeError: boom",
+    ], records
+    assert all(r["level"] == "CRITICAL" and "Traceback" in r["exception"] for r in records)
