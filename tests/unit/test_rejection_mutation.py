@@ -164,6 +164,7 @@ def test_error_row_timestamps_payloads_headers() -> None:
     def row(**over: object) -> dict:
         return rejected(**over).error_row(64, None)
 
+    assert row()["message"] == "bad"
     assert row(timestamp_ms=None)["record_timestamp"] is None
     assert row(timestamp_ms=0)["record_timestamp"] is None
     assert row(timestamp_ms=-5)["record_timestamp"] is None
