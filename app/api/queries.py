@@ -1,4 +1,4 @@
-"""Running count and extraction queries: parameters in, Keen-shaped results out."""
+"""Parsing Keen query parameters; running count and extraction (other analyses: analyses.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, func, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.api.bucket_bounds import bounds_cte
 from app.api.query_build import (
     Filter,
     FilterLimits,
@@ -27,7 +26,6 @@ from app.api.query_build import (
 from app.api.timeframes import (
     QueryError,
     Timeframe,
-    buckets,
     parse_interval,
     parse_timezone,
     resolve_timeframe,
@@ -46,6 +44,26 @@ class Query:
     interval: str | None = None
     latest: int | None = None
     property_names: list[str] | None = None
+    target_property: str | None = None
+    percentile: float | None = None
+    # (property, descending): "result" or a group_by property, applied in order.
+    order_by: list[tuple[str, bool]] = field(default_factory=list)
+    limit: int | None = None
+
+
+# The analyses that read one property of the events (all but count and extraction).
+TARGETED_ANALYSES = (
+    "count_unique",
+    "sum",
+    "average",
+    "minimum",
+    "maximum",
+    "median",
+    "percentile",
+    "select_unique",
+)
+# The most group_by properties one query may have.
+MAX_GROUP_BY = 10
 
 
 def _maybe_json(value: Any) -> Any:
@@ -65,6 +83,7 @@ def parse_query(
     forced_filters: list[dict],
     now: datetime | None = None,
     limits: FilterLimits | None = None,
+    analysis: str = "count",
 ) -> Query:
     collection = params.get("event_collection")
     if not isinstance(collection, str) or not collection:
@@ -81,6 +100,10 @@ def parse_query(
         group_by = [group_by]
     if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
         raise QueryError("group_by is a property name or a list of them")
+    if len(group_by) > MAX_GROUP_BY:
+        raise QueryError(
+            f"group_by has {len(group_by)} properties; a query may have at most {MAX_GROUP_BY}"
+        )
     for name in group_by:
         split_path(name)
     interval = params.get("interval") or None
@@ -112,6 +135,16 @@ def parse_query(
             raise QueryError("property_names is a list of property paths")
         for name in property_names:
             split_path(name)
+    target_property = params.get("target_property")
+    if target_property in (None, ""):
+        target_property = None
+        if analysis in TARGETED_ANALYSES:
+            raise QueryError(f"target_property is required for {analysis}")
+    else:
+        split_path(target_property)
+    percentile = _parse_percentile(params.get("percentile"), required=analysis == "percentile")
+    order_by = _parse_order_by(_maybe_json(params.get("order_by")), group_by)
+    limit = _parse_limit(params.get("limit"), group_by)
     return Query(
         project_id=project_id,
         event_collection=collection,
@@ -122,7 +155,66 @@ def parse_query(
         interval=interval,
         latest=latest,
         property_names=property_names,
+        target_property=target_property,
+        percentile=percentile,
+        order_by=order_by,
+        limit=limit,
     )
+
+
+def _parse_percentile(raw: Any, *, required: bool) -> float | None:
+    if raw in (None, ""):
+        if required:
+            raise QueryError("percentile is required (a number from 0 to 100)")
+        return None
+    if isinstance(raw, bool):
+        raise QueryError("percentile is a number from 0 to 100")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise QueryError("percentile is a number from 0 to 100") from exc
+    if not 0 <= value <= 100:  # also refuses NaN
+        raise QueryError("percentile is a number from 0 to 100")
+    return value
+
+
+def _parse_order_by(raw: Any, group_by: list[str]) -> list[tuple[str, bool]]:
+    """Keen's order_by: a name, {property_name, direction} or a list of either."""
+    if raw in (None, "", []):
+        return []
+    if not group_by:
+        raise QueryError("order_by applies to group_by results; give group_by")
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"property_name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("property_name"), str):
+            raise QueryError("order_by is {property_name, direction} or a list of them")
+        name = item["property_name"]
+        if name != "result" and name not in group_by:
+            raise QueryError(f"order_by {name[:80]!r} is neither result nor a group_by property")
+        direction = item.get("direction", "ASC")
+        if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
+            raise QueryError("order_by direction is ASC or DESC")
+        out.append((name, direction.upper() == "DESC"))
+    return out
+
+
+def _parse_limit(raw: Any, group_by: list[str]) -> int | None:
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, bool):
+        raise QueryError("limit is a positive integer")
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise QueryError("limit is a positive integer") from exc
+    if limit < 1 or (isinstance(raw, float) and not raw.is_integer()):
+        raise QueryError("limit is a positive integer")
+    if not group_by:
+        raise QueryError("limit applies to group_by results; give group_by")
+    return limit
 
 
 class QueryTimeout(Exception):
@@ -239,54 +331,11 @@ class _GroupColumns:
         return len(self.columns)
 
 
-def _grouped(groups: _GroupColumns, rows: list[tuple]) -> list[dict]:
-    out = []
-    for row in rows:
-        item = dict(zip(groups.names, groups.decode(row), strict=True))
-        item["result"] = int(row[groups.width])
-        out.append(item)
-    # Stable order: biggest first, then by the group values' JSON.
-    out.sort(key=lambda r: (-r["result"], orjson.dumps([r[n] for n in groups.names])))
-    return out
-
-
 def run_count(session: Session, q: Query, *, max_buckets: int) -> dict[str, Any]:
-    dialect = _prepare(session)
-    groups = _GroupColumns(dialect, q.group_by)
-    where = _base_where(q, dialect)
-    if q.interval is None:
-        stmt: Select = select(*groups.columns, func.count()).where(where, _frame_where(q.timeframe))
-        if q.group_by:
-            rows = session.execute(stmt.group_by(*groups.columns)).all()
-            return {"result": _grouped(groups, [tuple(r) for r in rows])}
-        return {"result": int(session.execute(stmt).scalar_one())}
+    # The shared analysis code (analyses.py imports this module, hence the late import).
+    from app.api.analyses import run_analysis
 
-    assert q.timeframe is not None
-    frames = buckets(q.timeframe, q.interval, q.tz, max_buckets)
-    # One scan: join events to a VALUES list of bucket bounds, each bucket an index range.
-    bounds = bounds_cte([(f.start, f.end) for f in frames])
-    stmt = (
-        select(bounds.c.idx, *groups.columns, func.count())
-        .select_from(Event)
-        .join(
-            bounds,
-            and_(Event.keen_timestamp >= bounds.c.b_start, Event.keen_timestamp < bounds.c.b_end),
-        )
-        .where(where, _frame_where(q.timeframe))
-        .group_by(bounds.c.idx, *groups.columns)
-    )
-    per_bucket: dict[int, list[tuple]] = {}
-    for row in session.execute(stmt).all():
-        per_bucket.setdefault(int(row[0]), []).append(tuple(row[1:]))
-    result = []
-    for i, frame in enumerate(frames):
-        rows = per_bucket.get(i, [])
-        if q.group_by:
-            value: Any = _grouped(groups, rows)
-        else:
-            value = int(rows[0][-1]) if rows else 0
-        result.append({"timeframe": frame.as_json(), "value": value})
-    return {"result": result}
+    return run_analysis(session, q, "count", max_buckets=max_buckets, max_values=0)
 
 
 def _keep_paths(event: dict, paths: list[list[str]]) -> dict:

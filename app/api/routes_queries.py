@@ -1,4 +1,4 @@
-"""Keen's count and extraction queries (GET with query parameters, POST with a JSON body)."""
+"""Keen's analyses and extraction (GET with query parameters, POST with a JSON body)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
+from app.api.analyses import run_analysis
 from app.api.auth import QUERY_KEY, Caller
 from app.api.deps import SessionDep, SettingsDep
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.queries import (
+    TARGETED_ANALYSES,
     QueryTimeout,
     parse_query,
     run_count,
@@ -18,7 +20,15 @@ from app.api.queries import (
     statement_timeout,
 )
 from app.api.query_build import FilterLimits
-from app.api.schemas.queries import CountBody, CountResult, ExtractionBody, ExtractionResult
+from app.api.schemas.queries import (
+    AnalysisResult,
+    CountBody,
+    CountResult,
+    ExtractionBody,
+    ExtractionResult,
+    PercentileBody,
+    TargetBody,
+)
 from app.api.timeframes import QueryError
 from app.settings import Settings
 
@@ -45,12 +55,24 @@ def _run(
     )
     try:
         query = parse_query(
-            caller.project_id, params, forced_filters=caller.forced_filters, limits=limits
+            caller.project_id,
+            params,
+            forced_filters=caller.forced_filters,
+            limits=limits,
+            analysis=kind,
         )
         with statement_timeout(session, settings.query_timeout_seconds):
             if kind == "count":
                 return run_count(session, query, max_buckets=settings.query_max_buckets)
-            return run_extraction(session, query, max_events=settings.query_extraction_limit)
+            if kind == "extraction":
+                return run_extraction(session, query, max_events=settings.query_extraction_limit)
+            return run_analysis(
+                session,
+                query,
+                kind,
+                max_buckets=settings.query_max_buckets,
+                max_values=settings.query_extraction_limit,
+            )
     except QueryError as exc:
         raise ApiError(400, "InvalidQueryError", str(exc)) from exc
     except QueryTimeout as exc:
@@ -88,10 +110,38 @@ def _common_params(
 
 
 def _count_params(
-    group_by: str | None = Query(default=None, description="Property name or JSON list."),
+    group_by: str | None = Query(
+        default=None, description="Property name or JSON list (at most 10)."
+    ),
     interval: str | None = Query(default=None, description="daily, hourly, every_N_units, ..."),
+    order_by: str | None = Query(
+        default=None,
+        description='group_by results\' order: "result", a group_by property, or JSON '
+        '{"property_name": ..., "direction": "DESC"} or a list of them.',
+    ),
+    limit: int | None = Query(default=None, ge=1, description="Keep the first N group_by results."),
 ) -> dict[str, Any]:
-    return _present(group_by=group_by, interval=interval)
+    return _present(group_by=group_by, interval=interval, order_by=order_by, limit=limit)
+
+
+def _target_params(
+    target_property: str | None = Query(
+        default=None, description="The property analysed (required)."
+    ),
+) -> dict[str, Any]:
+    return _present(target_property=target_property)
+
+
+def _percentile_params(
+    percentile: float | None = Query(
+        default=None, ge=0, le=100, description="0 to 100 (required)."
+    ),
+) -> dict[str, Any]:
+    return _present(percentile=percentile)
+
+
+def _no_params() -> dict[str, Any]:
+    return {}
 
 
 def _extraction_params(
@@ -165,3 +215,70 @@ def extraction_post(
     caller: Caller = Depends(QUERY_KEY),
 ) -> Any:
     return _run(session, settings, caller, body.model_dump(exclude_none=True), "extraction")
+
+
+_ANALYSIS_DOCS = {
+    "count_unique": "Number of distinct values of `target_property` (any JSON type but null; "
+    'the string "1" and the number 1 are two values).',
+    "sum": "Sum of the numbers in `target_property` (strings and booleans skipped; 0 over none).",
+    "average": "Mean of the numbers in `target_property` (null over none).",
+    "minimum": "Smallest number in `target_property` (null over none).",
+    "maximum": "Largest number in `target_property` (null over none).",
+    "median": "Median of the numbers in `target_property`, interpolated (null over none).",
+    "percentile": "The `percentile` (0-100) of the numbers in `target_property`, interpolated "
+    "as PostgreSQL's percentile_cont (null over none).",
+    "select_unique": "The distinct values of `target_property` (any JSON type but null), as a "
+    "list sorted null < booleans < numbers < strings < arrays < objects.",
+}
+_ANALYSIS_COMMON_DOC = (
+    " Same filters, timeframe, timezone, `interval` and `group_by` (with `order_by`, `limit`) "
+    "as count; Keen's result shapes."
+)
+_TargetParams = Annotated[dict[str, Any], Depends(_target_params)]
+_CountParams = Annotated[dict[str, Any], Depends(_count_params)]
+
+
+def _add_analysis(analysis: str) -> None:
+    """GET and POST /3.0/projects/{project_id}/queries/<analysis>."""
+    is_percentile = analysis == "percentile"
+    body_model = PercentileBody if is_percentile else TargetBody
+    extra = _percentile_params if is_percentile else _no_params
+
+    def get_endpoint(
+        session: SessionDep,
+        settings: SettingsDep,
+        common: _CommonParams,
+        more: _CountParams,
+        target: _TargetParams,
+        pct: dict,
+        caller: Caller,
+    ) -> Any:
+        return _run(session, settings, caller, {**common, **more, **target, **pct}, analysis)
+
+    def post_endpoint(session: SessionDep, settings: SettingsDep, body: Any, caller: Caller) -> Any:
+        return _run(session, settings, caller, body.model_dump(exclude_none=True), analysis)
+
+    # The annotations that vary per analysis, as objects (closures are not module globals).
+    get_endpoint.__annotations__["pct"] = Annotated[dict[str, Any], Depends(extra)]
+    get_endpoint.__defaults__ = (Depends(QUERY_KEY),)
+    post_endpoint.__annotations__["body"] = body_model
+    post_endpoint.__defaults__ = (Depends(QUERY_KEY),)
+    title = analysis.replace("_", " ")
+    for method, endpoint, how in (
+        ("GET", get_endpoint, "query parameters"),
+        ("POST", post_endpoint, "JSON body"),
+    ):
+        endpoint.__name__ = f"{analysis}_{method.lower()}"
+        router.add_api_route(
+            f"/3.0/projects/{{project_id}}/queries/{analysis}",
+            endpoint,
+            methods=[method],
+            summary=f"{title[0].upper()}{title[1:]} ({how})",
+            description=_ANALYSIS_DOCS[analysis] + _ANALYSIS_COMMON_DOC,
+            response_model=AnalysisResult,
+            responses=error_responses(*KEY_ERRORS),
+        )
+
+
+for _analysis in TARGETED_ANALYSES:
+    _add_analysis(_analysis)

@@ -1,4 +1,4 @@
-"""Bodies of Keen's count and extraction queries."""
+"""Bodies and results of Keen's analyses (count, sum, ..., select_unique) and extraction."""
 
 from __future__ import annotations
 
@@ -34,9 +34,36 @@ class _QueryBody(BaseModel):
     filters: list[FilterModel] | None = None
 
 
+class OrderBy(BaseModel):
+    property_name: str = Field(examples=["result"], description="result or a group_by property")
+    direction: str = Field(default="ASC", examples=["DESC"], description="ASC or DESC")
+
+
 class CountBody(_QueryBody):
-    group_by: str | list[str] | None = Field(default=None, examples=["user.plan"])
+    group_by: str | list[str] | None = Field(
+        default=None, examples=["user.plan"], description="At most 10 properties."
+    )
     interval: str | None = Field(default=None, examples=["daily"])
+    order_by: str | OrderBy | list[OrderBy] | None = Field(
+        default=None,
+        examples=[{"property_name": "result", "direction": "DESC"}],
+        description="Order of group_by results (default: result, descending).",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, examples=[10], description="Keep the first N group_by results."
+    )
+
+
+class TargetBody(CountBody):
+    target_property: str | None = Field(
+        default=None, examples=["price"], description="Required: the property analysed."
+    )
+
+
+class PercentileBody(TargetBody):
+    percentile: float | None = Field(
+        default=None, ge=0, le=100, examples=[90], description="Required: 0 to 100."
+    )
 
 
 class ExtractionBody(_QueryBody):
@@ -49,6 +76,15 @@ class CountResult(BaseModel):
         description="A number; a list of {<group>: value, result: n} with group_by; a list of "
         "{timeframe: {start, end}, value} with interval.",
         examples=[42],
+    )
+
+
+class AnalysisResult(BaseModel):
+    result: Any = Field(
+        description="A number (null for average/minimum/maximum/median/percentile over no "
+        "numbers; a list of values for select_unique); a list of {<group>: value, result} with "
+        "group_by; a list of {timeframe: {start, end}, value} with interval.",
+        examples=[1234.5],
     )
 
 
