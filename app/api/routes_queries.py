@@ -228,7 +228,7 @@ _ANALYSIS_DOCS = {
     "percentile": "The `percentile` (0-100) of the numbers in `target_property`, interpolated "
     "as PostgreSQL's percentile_cont (null over none).",
     "select_unique": "The distinct values of `target_property` (any JSON type but null), as a "
-    "list sorted null < booleans < numbers < strings < arrays < objects.",
+    "list sorted booleans < numbers < strings < arrays < objects.",
 }
 _ANALYSIS_COMMON_DOC = (
     " Same filters, timeframe, timezone, `interval` and `group_by` (with `order_by`, `limit`) "
