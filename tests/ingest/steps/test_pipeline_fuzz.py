@@ -10,7 +10,7 @@ from app.contract.errors import ERROR_CODES, Rejection
 from app.contract.headers import KEY_ID, REPLAY_SOURCE
 from app.ingest.pipeline import Accepted, RawRecord
 from app.ingest.steps.properties import check_properties
-from tests.unit.pipeline_support import PROJECT, TOPIC, record, run
+from tests.ingest.steps.pipeline_support import PROJECT, TOPIC, record, run
 
 SEED_EVENT = {
     "user": {"id": 12, "ip": "81.2.69.160", "ua": "Mozilla/5.0 (X11; Linux x86_64)"},

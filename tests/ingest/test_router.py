@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 
 from app.ingest.breaker import CircuitBreaker
 from app.ingest.router import BatchRouter, wanted
-from tests.unit.pipeline_support import (
+from tests.ingest.steps.pipeline_support import (
     NOW,
     OTHER_PROJECT,
     PROJECT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.contract.headers import KEY_ID
-from tests.unit.pipeline_support import OTHER_PROJECT, PROJECT, accept, reject
+from tests.ingest.steps.pipeline_support import OTHER_PROJECT, PROJECT, accept, reject
 
 EVENT = {"a": 1}
 

@@ -12,7 +12,7 @@ from app.ingest.addons.geo import GeoLocator, default_geoip_database, empty_geo
 from app.ingest.addons.referrer import parse_referrer
 from app.ingest.addons.url import parse_url
 from app.ingest.addons.user_agent import parse_user_agent
-from tests.unit.pipeline_support import accept, registry, reject
+from tests.ingest.steps.pipeline_support import accept, registry, reject
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2_1 like Mac OS X) AppleWebKit/605.1.15 "

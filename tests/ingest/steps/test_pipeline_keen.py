@@ -10,7 +10,7 @@ import pytest
 from app.contract.headers import KEY_ID, REPLAY_SOURCE
 from app.ingest.pipeline import keen_id_for
 from app.ingest.steps.keen import format_timestamp
-from tests.unit.pipeline_support import OTHER_PROJECT, PROJECT, TOPIC, accept, reject
+from tests.ingest.steps.pipeline_support import OTHER_PROJECT, PROJECT, TOPIC, accept, reject
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from app.ingest.steps.size import MAX_EVENT_BYTES
-from tests.unit.pipeline_support import accept, reject
+from tests.ingest.steps.pipeline_support import accept, reject
 
 
 def test_a_plain_object_is_accepted() -> None:

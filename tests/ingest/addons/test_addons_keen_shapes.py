@@ -13,7 +13,7 @@ from app.ingest.addons.geo import GeoLocator, default_geoip_database
 from app.ingest.addons.referrer import parse_referrer
 from app.ingest.addons.url import parse_url
 from app.ingest.addons.user_agent import parse_user_agent
-from tests.unit.pipeline_support import accept, registry
+from tests.ingest.steps.pipeline_support import accept, registry
 
 # The user agent of Keen's keen:ua_parser example.
 KEEN_EXAMPLE_UA = (

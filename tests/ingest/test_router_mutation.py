@@ -8,7 +8,7 @@ from aiokafka import TopicPartition
 
 from app.ingest.breaker import CircuitBreaker
 from app.ingest.router import BatchRouter, wanted
-from tests.unit.pipeline_support import NOW, PROJECT, TOPIC, MemoryLookup, record, registry
+from tests.ingest.steps.pipeline_support import NOW, PROJECT, TOPIC, MemoryLookup, record, registry
 
 TP0 = TopicPartition(TOPIC, 0)
 TP1 = TopicPartition(TOPIC, 1)

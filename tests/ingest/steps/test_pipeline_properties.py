@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.unit.pipeline_support import accept, reject
+from tests.ingest.steps.pipeline_support import accept, reject
 
 
 @pytest.mark.parametrize(
