@@ -267,6 +267,12 @@ def statement_timeout(session: Session, seconds: float) -> Iterator[None]:
     except DBAPIError as exc:
         if fired:
             raise QueryTimeout(f"the query ran longer than {seconds:g} s") from exc
+        if "integer overflow" in str(exc.orig):
+            # SQLite's sum() of integers stops at 64 bits; PostgreSQL's numeric does not.
+            raise QueryError(
+                "the sum passes SQLite's 64-bit integer range; narrow the timeframe or the "
+                "filters, or run Inbound on PostgreSQL"
+            ) from exc
         raise
     finally:
         raw.set_progress_handler(None, _SQLITE_PROGRESS_STEPS)

@@ -274,6 +274,20 @@ def test_numbers_stay_exact_and_types_stay_apart(make_client: Callable, db_url: 
     assert result("select_unique") == [False, 0, 1, big, "1"]
 
 
+def test_a_sum_past_64_bits(make_client: Callable, db_url: str) -> None:
+    """PostgreSQL sums exactly; SQLite's integers stop at 2**63 - 1: a clear 400, not a 500."""
+    client, pid, headers = make_client()
+    insert_events(db_url, pid, "huge", [(T0, {"v": 2**62}), (T0, {"v": 2**62})])
+    body = {"event_collection": "huge", "timeframe": WEEK, "target_property": "v"}
+    r = client.post(f"/3.0/projects/{pid}/queries/sum", headers=headers, json=body)
+    if db_url.startswith("postgresql"):
+        assert r.status_code == 200 and r.json()["result"] == 2**63, r.text
+    else:
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "InvalidQueryError"
+        assert "64-bit" in r.json()["message"]
+
+
 def test_refusals(api: tuple) -> None:
     for analysis in analyses.ANALYSES[1:]:
         body = {"percentile": 50} if analysis == "percentile" else {}
