@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.api.bucket_bounds import bounds_cte
 from app.api.queries import (
+    TARGETED_ANALYSES,
     Query,
     _base_where,
     _frame_where,
@@ -37,17 +38,7 @@ from app.api.query_build import JsonSql, split_path
 from app.api.timeframes import QueryError, buckets
 from app.store.models import Event
 
-ANALYSES = (
-    "count",
-    "count_unique",
-    "sum",
-    "average",
-    "minimum",
-    "maximum",
-    "median",
-    "percentile",
-    "select_unique",
-)
+ANALYSES = ("count", *TARGETED_ANALYSES)
 # SQLite medians/percentiles are computed in Python: the most numbers one query may hold
 # (8 bytes each, so about 16 MB), beyond which the query is refused with a 400.
 MAX_SQLITE_PERCENTILE_VALUES = 2_000_000
