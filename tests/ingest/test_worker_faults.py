@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -21,6 +20,8 @@ from app.store.migrate import upgrade
 from app.store.models import Event, Notification, StreamPause
 from tests.conftest import fresh_postgres_database
 from tests.ingest.conftest import Stack, make_stack, produce
+from tests.support import metrics
+from tests.support.offsets import caught_up, committed_and_end
 from tests.support.ports import free_kafka_base
 from tests.support.worker import wait_until
 
@@ -54,7 +55,14 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(own_stack: 
     assert stored_at_kill < total, "the kill came too late to test anything"
     own_stack.worker.start()
     own_stack.wait_events(coll, total, timeout=60)
-    time.sleep(2)  # anything redelivered has had time to land twice, if it could
+    # Redelivered records land before the offsets past them are committed: once the group has
+    # committed the whole topic, a duplicate would be in the table.
+    topic = own_stack.topic(coll)
+    wait_until(
+        lambda: caught_up(own_stack.bootstrap, topic),
+        60,
+        lambda: f"offsets never caught up: {committed_and_end(own_stack.bootstrap, topic)}",
+    )
     with own_stack.engine.connect() as conn:
         n, distinct = conn.execute(
             select(func.count(), func.count(func.distinct(Event.body["n"].as_integer()))).where(
@@ -81,7 +89,12 @@ def test_database_outage_rejects_nothing_and_catches_up(own_stack: Stack) -> Non
             30,
             "worker did not report the outage",
         )
-        time.sleep(3)
+        # Alive through several retries, not just one: the worker waits out the outage.
+        wait_until(
+            lambda: _retries(own_stack) >= 2,
+            60,
+            lambda: f"fewer than 2 retries\n{own_stack.worker.tail()}",
+        )
         assert own_stack.worker.alive()
     finally:
         pg.restart()
@@ -110,7 +123,12 @@ def test_circuit_breaker_pauses_a_flooding_stream_and_resumes(own_stack: Stack) 
     asyncio.run(flood())
     sessions = session_factory(own_stack.engine)
     wait_until(lambda: _paused(sessions, coll), 30, f"no pause\n{own_stack.worker.tail()}")
-    time.sleep(2)
+    # The consumer itself paused (the gauge), not only the row written: nothing more comes in.
+    wait_until(
+        lambda: (metrics.value(own_stack.worker.metrics(), "inbound_paused_partitions") or 0) >= 1,
+        30,
+        "the paused-partitions gauge never rose",
+    )
     rejected_while_paused = len(own_stack.errors(coll))
     assert rejected_while_paused < 300, "the breaker did not stop the flood"
     assert own_stack.count_events(coll) == 0, "events behind the pause must wait, not skip"
@@ -193,3 +211,12 @@ def test_broker_killed_during_acks_all_production_loses_no_acknowledged_event(
         stack.worker.stop()
         stack.engine.dispose()
         local.stop(tmp_path / "k3")
+
+
+def _retries(stack: Stack) -> float:
+    """Batches retried for any cause (a database outage fails the look-up or the store)."""
+    try:
+        text = stack.worker.metrics()
+    except Exception:  # noqa: BLE001 - the metrics port may be busy answering; ask again
+        return 0
+    return sum(metrics.by_label(text, "inbound_infrastructure_retries_total", "cause").values())
