@@ -18,7 +18,7 @@ test: $(VENV)/.installed
 	$(BIN)/inbound kafka fetch >/dev/null
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -ra -p no:cacheprovider
+	$(BIN)/pytest -q -ra --durations=15 -p no:cacheprovider
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
