@@ -196,7 +196,8 @@ class IngestLoop:
         codes = Counter(letter.rejection.code for letter in outcome.rejected)
         for code, n in codes.items():
             metrics.REJECTED.labels(code).inc(n)
-        for letter in outcome.rejected:
+        # One line per rejection only at DEBUG: building them costs at every rejected record.
+        for letter in outcome.rejected if log.isEnabledFor(logging.DEBUG) else ():
             log.debug(
                 "rejected topic=%s partition=%d offset=%d code=%s error_id=%s",
                 letter.source_topic,
