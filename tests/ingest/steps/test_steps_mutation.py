@@ -21,7 +21,14 @@ from app.ingest.steps.keen import (
     parse_timestamp,
 )
 from app.ingest.steps.size import check_size
-from tests.ingest.steps.pipeline_support import NOW, OTHER_PROJECT, PROJECT, TOPIC, MemoryLookup, record
+from tests.ingest.steps.pipeline_support import (
+    NOW,
+    OTHER_PROJECT,
+    PROJECT,
+    TOPIC,
+    MemoryLookup,
+    record,
+)
 
 # --- size: 900 KB (README) -------------------------------------------------------------------
 
