@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.browser import chromium_or_skip, offline_chromium, requests
-from tests.support.cli import ApiProcess
+from tests.support.cli import ApiProcess, api_on_fresh_sqlite
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -26,16 +26,8 @@ def _operations() -> int:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
     chromium_or_skip()  # before starting anything
-    data_dir = tmp_path_factory.mktemp("api")
-    from app.store.migrate import upgrade
-
-    url = f"sqlite:///{data_dir / 'inbound.db'}"
-    upgrade(url)
-    proc = ApiProcess(url, None, data_dir).start()
-    try:
+    with api_on_fresh_sqlite(tmp_path_factory.mktemp("api")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def test_docs_page_renders_offline(

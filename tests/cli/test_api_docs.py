@@ -12,23 +12,15 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from tests.support.cli import ApiProcess
+from tests.support.cli import ApiProcess, api_on_fresh_sqlite
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
-    data_dir = tmp_path_factory.mktemp("api")
-    from app.store.migrate import upgrade
-
-    url = f"sqlite:///{data_dir / 'inbound.db'}"
-    upgrade(url)
-    proc = ApiProcess(url, None, data_dir).start()
-    try:
+    with api_on_fresh_sqlite(tmp_path_factory.mktemp("api")) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def _assets(html: str) -> list[str]:

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -114,3 +116,17 @@ class ApiProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextmanager
+def api_on_fresh_sqlite(data_dir: Path) -> Iterator[ApiProcess]:
+    """A real ``inbound api`` process, without Kafka, on a newly migrated SQLite database."""
+    from app.store.migrate import upgrade
+
+    url = f"sqlite:///{data_dir / 'inbound.db'}"
+    upgrade(url)
+    proc = ApiProcess(url, None, data_dir).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
