@@ -24,6 +24,7 @@ from app.contract.errors import Rejection
 from app.contract.rejection import build_rejection, no_nul
 from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
 from app.store.models import IngestError, Notification
+from app.store.problem_counts import hit_for, record_hits
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ async def refuse(
     payload: bytes,
     rejection: Rejection,
     payload_cap: int,
+    max_problems: int,
 ) -> Refused:
     """Record a refused event: DLQ record (if Kafka answers), error row, counters."""
     now = datetime.now(UTC)
@@ -133,20 +135,26 @@ async def refuse(
                 rejected.dlq_topic,
                 exc_info=True,
             )
-    row = IngestError(**rejected.error_row(payload_cap, dlq_at))
+    values = rejected.error_row(payload_cap, dlq_at)
+    row = IngestError(**values)
 
     def _store() -> None:
         with sessions() as session, session.begin():
             session.add(row)
-            # Webhooks hear of HTTP refusals as of the worker's rejections.
-            session.add(
-                Notification(
-                    project_id=project_id,
-                    type="ingest.failed",
-                    payload=rejected.notification(),
-                    created_at=now,
-                )
+            session.flush()  # the problem counts below run on the same connection
+            recorded = record_hits(
+                session.connection(), [hit_for(rejected.problem, values)], now, max_problems
             )
+            problem_id = recorded.problem_id(error_id, rejected.problem.problem_id)
+            # Webhooks hear of HTTP refusals as of the worker's rejections (unless muted).
+            notes = [(project_id, "ingest.failed", rejected.notification())]
+            notes[0][2]["problem_id"] = problem_id
+            if problem_id in recorded.ignored:
+                notes = []
+            for project, kind, payload in notes + recorded.notifications:
+                session.add(
+                    Notification(project_id=project, type=kind, payload=payload, created_at=now)
+                )
             count_rejected(session, project_id, no_nul(collection) or collection, now)
 
     # The database driver blocks: keep it off the event loop.

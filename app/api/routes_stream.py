@@ -69,6 +69,7 @@ async def _refuse(
         payload=payload,
         rejection=rejection,
         payload_cap=settings.error_payload_cap,
+        max_problems=settings.problems_max_per_project,
     )
     EVENTS_REFUSED.labels(rejection.code).inc()
     return refused.body()

@@ -17,6 +17,7 @@ import orjson
 
 from app.contract import headers as h
 from app.contract.errors import Rejection
+from app.contract.fingerprint import ProblemKey, problem_of
 from app.contract.headers import Headers, last_header_text
 from app.contract.timestamps import iso_ms
 
@@ -107,6 +108,7 @@ class RejectedRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...]
     replay_count: int
+    problem: ProblemKey  # the problem the rejection belongs to (app/contract/fingerprint.py)
 
     def dlq_record(self, refused: str | None = None) -> DlqRecord:
         """What is produced to the DLQ topic: the original key, value and headers when they fit,
@@ -197,6 +199,7 @@ class RejectedRecord:
             "dlq_topic": self.dlq_topic if dlq_at else None,
             "dlq_partition": dlq_at[0] if dlq_at else None,
             "dlq_offset": dlq_at[1] if dlq_at else None,
+            "problem_id": self.problem.problem_id,
             "created_at": self.failed_at,
             "updated_at": self.failed_at,
         }
@@ -206,6 +209,7 @@ class RejectedRecord:
         return json_no_nul(
             {
                 "error_id": self.error_id,
+                "problem_id": self.problem.problem_id,
                 "code": self.rejection.code,
                 "stage": self.rejection.stage,
                 "collection": self.collection,
@@ -234,6 +238,8 @@ def build_rejection(
     """The rejection of one record. ``source``: its backend (topic, partition, offset), None
     when it never reached Kafka; ``headers``: the original ones, kept on the dead letter."""
     topic, partition, offset = source if source is not None else (None, None, None)
+    # Fingerprinted as the error row stores the names, so stored rows give the same id.
+    stored_collection = no_nul(collection[:NAME_CAP]) or ""
     return RejectedRecord(
         error_id=error_id,
         rejection=rejection,
@@ -250,6 +256,7 @@ def build_rejection(
         value=value,
         headers=headers,
         replay_count=replay_count,
+        problem=problem_of(project_id, stored_collection, rejection.code, rejection.detail),
     )
 
 

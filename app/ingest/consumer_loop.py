@@ -77,7 +77,9 @@ class IngestLoop:
         self.last_error: str | None = None
         sessions = sessionmaker(engine, expire_on_commit=False)
         self.lookup = DbLookup(sessions, ttl_seconds=settings.worker_key_cache_seconds)
-        self.writer = BatchWriter(engine, settings.error_payload_cap)
+        self.writer = BatchWriter(
+            engine, settings.error_payload_cap, settings.problems_max_per_project
+        )
         self.pauses = PauseStore(sessions)
         self.addons = AddonRegistry(settings.geoip_database)
         self.breaker = CircuitBreaker(settings.dlq_pause_ratio, settings.dlq_pause_min_events)

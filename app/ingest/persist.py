@@ -19,6 +19,7 @@ from app.ingest.dlq import DeadLetter
 from app.ingest.pipeline import Accepted
 from app.ingest.raw_insert import RawInsert
 from app.store.models import Event, IngestCounter, IngestError
+from app.store.problem_counts import hit_for, record_hits
 
 
 @dataclass
@@ -52,7 +53,7 @@ ERROR_COLUMNS = (
     "id", "project_id", "collection", "code", "stage", "message", "detail", "source_topic",
     "source_partition", "source_offset", "record_timestamp", "payload", "payload_size",
     "payload_sha256", "record_key", "headers", "key_id", "status", "replay_count",
-    "dlq_topic", "dlq_partition", "dlq_offset", "created_at", "updated_at",
+    "dlq_topic", "dlq_partition", "dlq_offset", "problem_id", "created_at", "updated_at",
 )  # fmt: skip
 NOTE_COLUMNS = ("project_id", "type", "payload", "created_at")
 # What the worker reports about a replayed record; everything else in replay_outcome is the API's.
@@ -60,9 +61,10 @@ _RESULT_KEYS = frozenset({"status", "keen_id", "error_id", "code", "at", "partit
 
 
 class BatchWriter:
-    def __init__(self, engine: Engine, payload_cap: int) -> None:
+    def __init__(self, engine: Engine, payload_cap: int, max_problems: int = 1000) -> None:
         self._engine = engine
         self._payload_cap = payload_cap
+        self._max_problems = max_problems
         dialect = engine.dialect.name
         self._events = RawInsert(
             dialect,
@@ -156,7 +158,7 @@ class BatchWriter:
             if careful
             else set()
         )
-        rows, notes = [], []
+        rows, hits, kept = [], [], []
         columns = ERROR_COLUMNS
         for d in letters:
             if careful:
@@ -164,14 +166,28 @@ class BatchWriter:
                     continue
                 existing.add(d.error_id)
             row = d.error_row(self._payload_cap, outcome.dlq_coordinates.get(d.error_id))
+            hits.append(hit_for(d.problem, row))
             rows.append(self._errors.row([row[c] for c in columns]))
-            notes.append(
-                self._notes.row([d.project_id, "ingest.failed", d.notification(), d.failed_at])
-            )
+            kept.append(d)
             counters[(d.project_id, d.collection, _hour(d.failed_at))][1] += 1
         inserted = self._errors.execute(conn, rows)
         if inserted != len(rows) and not careful:
             raise _Redelivered
+        # Only rows inserted just now are counted: a redelivery counts nothing twice.
+        now = datetime.now(UTC)
+        recorded = record_hits(conn, hits, now, self._max_problems)
+        notes = []
+        for d in kept:
+            problem_id = recorded.problem_id(d.error_id, d.problem.problem_id)
+            if problem_id in recorded.ignored:
+                continue  # muted: the problem is ignored
+            payload = d.notification()
+            payload["problem_id"] = problem_id
+            notes.append(self._notes.row([d.project_id, "ingest.failed", payload, d.failed_at]))
+        notes += [
+            self._notes.row([project_id, kind, payload, now])
+            for project_id, kind, payload in recorded.notifications
+        ]
         self._notes.execute(conn, notes)
         return inserted
 

@@ -8,6 +8,7 @@ and a small web server with /metrics (Prometheus) and /healthz.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -20,8 +21,11 @@ from app.ingest.consumer_loop import IngestLoop
 from app.ingest.control import CONTROL_TOPIC
 from app.settings import Settings
 from app.store.db import make_engine
+from app.store.problem_lifecycle import resolve_quiet_problems
 
 log = logging.getLogger("inbound.worker")
+# How often the worker looks for problems to resolve after their quiet time.
+QUIET_CHECK_SECONDS = 60.0
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -79,6 +83,19 @@ def build_app(settings: Settings) -> faust.App:
                 loop.apply_pauses_soon()
             elif command.get("type") == "invalidate_keys":
                 loop.lookup.clear()
+
+    @app.timer(interval=QUIET_CHECK_SECONDS)
+    async def resolve_quiet() -> None:
+        # Problems quiet for their project's resolve_after_quiet_hours resolve by themselves.
+        try:
+            done = await asyncio.to_thread(
+                resolve_quiet_problems, engine, settings.problem_resolve_after_quiet_hours
+            )
+        except Exception:  # the database may be away; the next tick tries again
+            log.warning("could not resolve quiet problems", exc_info=True)
+            return
+        if done:
+            log.info("resolved %d problems quiet for their resolve_after_quiet_hours", done)
 
     @app.page("/metrics")
     async def metrics_page(web, request):  # noqa: ANN001, ANN202 - faust view signature

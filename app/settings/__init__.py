@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     error_payload_cap: int = Field(
         default=65536, description="Bytes of a rejected payload kept in the error table."
     )
+    problems_max_per_project: int = Field(
+        default=1000,
+        ge=1,
+        description="Most problems (error groups) a project keeps; errors of further "
+        "locations are counted in their collection and code's overflow problem.",
+    )
+    problem_resolve_after_quiet_hours: float = Field(
+        default=0,
+        ge=0,
+        description="Hours without a new error after which an open or regressed problem is "
+        "resolved by itself (0: never); a project's `resolve_after_quiet_hours` setting wins.",
+    )
     dlq_replicas: int = Field(
         default=1,
         description="Replication factor of DLQ topics created on demand (3 in production).",

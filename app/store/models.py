@@ -82,6 +82,7 @@ class IngestError(Base):
             "source_topic", "source_partition", "source_offset", name="uq_error_source"
         ),
         Index("ix_errors_project_created", "project_id", "created_at"),
+        Index("ix_errors_problem_created", "problem_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the error_id
@@ -109,8 +110,72 @@ class IngestError(Base):
     dlq_topic: Mapped[str | None] = mapped_column(String(300))
     dlq_partition: Mapped[int | None] = mapped_column(Integer)
     dlq_offset: Mapped[int | None] = mapped_column(BigInteger)
+    # app/contract/fingerprint.py; None only between migration 0004's column and its backfill.
+    problem_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Problem(Base):
+    """One kind of failure in one collection: the error rows grouped by fingerprint, with
+    counts the worker keeps in the same transaction as the rows (docs/design.md, "Problems")."""
+
+    __tablename__ = "problems"
+    __table_args__ = (
+        Index("ix_problems_project_last_seen", "project_id", "last_seen"),
+        Index("ix_problems_project_count", "project_id", "count"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the problem_id
+    project_id: Mapped[str] = mapped_column(String(64))
+    collection: Mapped[str] = mapped_column(String(300))
+    code: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    location: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        String(16), default="open"
+    )  # open|resolved|regressed|ignored
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_error_id: Mapped[str] = mapped_column(String(32))
+    last_error_id: Mapped[str] = mapped_column(String(32))
+    # The latest error of the problem that has a dead letter: where to read one in the DLQ.
+    sample_error_id: Mapped[str | None] = mapped_column(String(32))
+    sample_dlq_topic: Mapped[str | None] = mapped_column(String(300))
+    sample_dlq_partition: Mapped[int | None] = mapped_column(Integer)
+    sample_dlq_offset: Mapped[int | None] = mapped_column(BigInteger)
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_changed_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    regressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An ignore ends at this time, or once count reaches this total; both None: for good.
+    ignore_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ignore_until_count: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProblemHour(Base):
+    """Errors of a problem per hour (the sparkline)."""
+
+    __tablename__ = "problem_hours"
+
+    problem_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProblemKey(Base):
+    """Which keys sent a problem's errors, and how many each."""
+
+    __tablename__ = "problem_keys"
+
+    problem_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Notification(Base):

@@ -160,8 +160,11 @@ def test_a_malformed_inbound_topic_is_named_as_far_as_it_goes() -> None:
 
 def test_the_notification_carries_the_same_ids_and_timestamp() -> None:
     note = _worker().notification()
+    # The fingerprint rule of docs/design.md, "Problems", written out: no path, code alone.
+    problem_id = hashlib.sha256(f"{PID}\x1fpurchases\x1finvalid_json\x1f".encode()).hexdigest()
     assert note == {
         "error_id": _worker().error_id,
+        "problem_id": problem_id[:32],
         "code": "invalid_json",
         "stage": "decode",
         "collection": "purchases",

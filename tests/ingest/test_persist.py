@@ -11,7 +11,7 @@ from app.ingest.dlq import dead_letter
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.pipeline import Accepted, RawRecord
 from app.store.db import make_engine
-from app.store.models import Event, IngestCounter, IngestError, Notification
+from app.store.models import Event, IngestCounter, IngestError, Notification, Problem
 
 PID = "ab" * 12
 
@@ -51,7 +51,10 @@ def test_writing_the_same_batch_twice_stores_and_counts_once(db_url: str) -> Non
     assert writer.write(_outcome(now)) == (0, 0)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Event)) == 5
-        assert conn.scalar(select(func.count()).select_from(Notification)) == 1
+        kinds = conn.scalars(select(Notification.type).order_by(Notification.type)).all()
+        # One ingest.failed for the one error, one problem.created for its new problem.
+        assert kinds == ["ingest.failed", "problem.created"]
+        assert conn.scalar(select(func.sum(Problem.count))) == 1
         error = conn.execute(select(IngestError)).one()
         counter = conn.execute(select(IngestCounter)).one()
     assert error.payload == b"{ba" and error.payload_size == 4  # capped, full size kept
