@@ -25,6 +25,8 @@ _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 _HEX = re.compile(r"[0-9a-fA-F]{12,}")
+# A ULID: 26 Crockford base-32 characters (no I, L, O, U), the first 0-7 (a 48-bit time).
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
 # Locations are shown and stored; the detail's path is already capped at about 300.
 _LOCATION_CAP = 320
@@ -66,7 +68,8 @@ class ProblemKey:
 
 def looks_like_id(segment: str) -> bool:
     """A map key that names one thing among many (an id), not a property: all digits, a UUID,
-    12+ hex characters with a digit, or 16+ token characters of which a third are digits."""
+    12+ hex characters with a digit, a ULID, or 16+ token characters of which a third are
+    digits."""
     if not segment:
         return False
     if segment.isdigit() and segment.isascii():
@@ -74,6 +77,8 @@ def looks_like_id(segment: str) -> bool:
     if _UUID.fullmatch(segment):
         return True
     if _HEX.fullmatch(segment) and any(c.isdigit() for c in segment):
+        return True
+    if _ULID.fullmatch(segment):
         return True
     if _TOKEN.fullmatch(segment):
         return sum(c.isdigit() for c in segment) * 3 >= len(segment)
@@ -140,7 +145,9 @@ def problem_of(project_id: str, collection: str, code: str, detail: dict[str, An
     """The problem of a rejection. ``collection`` as the error row stores it (capped, no NUL),
     so the same rule applied to stored rows gives the same id."""
     path = detail.get("path") if detail else None
-    reason = detail.get("reason") if detail else None
+    # Only this code's title says the reason; others' reasons quote the event (invalid_json's
+    # names the column), and passing them would make a cache entry per bad event.
+    reason = detail.get("reason") if detail and code == "invalid_property_name" else None
     return _key(
         project_id,
         collection,
