@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.worker_bench                       # defaults, ~2-3 min on 2 cores
     .venv/bin/python -m bench.worker_bench --events 100000 --mixes 0.2 --profile /tmp/prof
+    .venv/bin/python -m bench.worker_bench --mix burst           # 100% invalid, worker only
 
 What it does, for each invalid-event share in ``--mixes``:
 
@@ -29,7 +30,14 @@ What it does, for each invalid-event share in ``--mixes``:
    ``executemany`` + manual commit into the ``events`` table of its own fresh database). The
    baseline reads the same throughput topic with its own consumer group, and its own latency
    topic (``bench.<project>.<collection>``, outside the worker's ``in.*`` pattern).
-5. Prints a table: system | events | invalid share | throughput ev/s | ratio to baseline |
+5. The ``burst`` mix (``--mix burst``, or a share of 1 in ``--mixes``) is every event invalid:
+   a producer gone wrong, before the DLQ circuit breaker trips. So that the run measures the
+   worker storing errors (and not a paused partition), the bench project gets the option
+   ``dlq_pause_ratio: 1.0`` whenever the share is at or above the worker's default breaker
+   ratio (a window trips only when its rejected share is *above* the limit); the output says
+   so, and checks afterwards that no stream was paused. The baseline stores no rows at 100%
+   invalid (it skips invalid events), so it is not run for that mix and there is no ratio.
+6. Prints a table: system | events | invalid share | throughput ev/s | ratio to baseline |
    p50 ms | p99 ms. Everything it started (broker, subprocesses, profilers, databases) is
    stopped or removed on exit, Ctrl-C included.
 
@@ -37,6 +45,8 @@ Flags:
   --events N           events per mix for the throughput phase (default 50000)
   --mixes A,B          invalid shares, one run per share (default 0,0.2)
   --invalid-share X    a single mix; same as --mixes X
+  --mix NAME           a named mix instead of --mixes: standard (0,0.2) or burst (1: every
+                       event invalid, breaker held open as described above)
   --rate R             latency phase produce rate, events/s (default 1000)
   --duration S         latency phase length, seconds (default 10; 0 skips the phase)
   --partitions P       partitions of each bench topic (default 3, as the local broker's default)
@@ -89,11 +99,13 @@ from app.settings import Settings
 from app.store.db import make_engine, session_scope
 from app.store.keys import find_key
 from app.store.migrate import upgrade
-from app.store.models import Event, IngestError
+from app.store.models import Event, IngestError, Project, StreamPause
 from app.store.projects import create_project
 from tests.support.ports import free_kafka_base, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+# Named mixes (--mix): invalid shares, one run each.
+MIXES = {"standard": "0,0.2", "burst": "1"}
 COUNT_POLL_S = 0.05
 LATENCY_POLL_S = 0.02
 
@@ -548,7 +560,7 @@ class Setup:
     args: argparse.Namespace
 
 
-def make_project(url: str) -> tuple[str, str]:
+def make_project(url: str, options: dict | None = None) -> tuple[str, str]:
     """Migrate a fresh database and create a project; returns (project_id, write key id)."""
     upgrade(url)
     engine = make_engine(url)
@@ -557,7 +569,25 @@ def make_project(url: str) -> tuple[str, str]:
             project = create_project(session, "bench")
             key = find_key(session, project["write_key"])
             assert key is not None
+            if options:
+                row = session.get(Project, project["project_id"])
+                assert row is not None
+                row.options = {**(row.options or {}), **options}
             return project["project_id"], key.id
+    finally:
+        engine.dispose()
+
+
+def holds_breaker_open(share: float) -> bool:
+    """Whether a mix this invalid would trip the worker's default DLQ circuit breaker."""
+    return share >= Settings().dlq_pause_ratio
+
+
+def paused_streams(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(StreamPause)) or 0
     finally:
         engine.dispose()
 
@@ -690,7 +720,14 @@ def run_mix(setup: Setup, share: float) -> list[Result]:
     tag = f"m{round(share * 100)}"
     values, valid = make_values(args.events, share, args.seed, args.addons_share)
     worker_url = setup.dbs.fresh(f"worker_{tag}")
-    project_id, key_id = make_project(worker_url)
+    burst = holds_breaker_open(share)
+    project_id, key_id = make_project(worker_url, {"dlq_pause_ratio": 1.0} if burst else None)
+    if burst:
+        print(
+            f"[invalid {share:.0%}] burst: project option dlq_pause_ratio=1.0 (worker default "
+            f"{Settings().dlq_pause_ratio}), so the DLQ circuit breaker does not trip",
+            flush=True,
+        )
     baseline_url = setup.dbs.fresh(f"baseline_{tag}")
     upgrade(baseline_url)
     tput_topic = f"in.{project_id}.tput_{tag}"
@@ -705,6 +742,9 @@ def run_mix(setup: Setup, share: float) -> list[Result]:
     )
     results = []
     for system in args.systems:
+        if system == "baseline" and share >= 1:
+            print(f"[invalid {share:.0%}] baseline: not run (it would store no rows)", flush=True)
+            continue
         url = worker_url if system == "worker" else baseline_url
         res = run_system(
             setup, system, share, tag, values, valid, tput_topic, project_id, key_id, url
@@ -717,6 +757,12 @@ def run_mix(setup: Setup, share: float) -> list[Result]:
             f"p99 {p99} ms over {res.latency_samples:,} events",
             flush=True,
         )
+        if system == "worker" and burst:
+            pauses = paused_streams(worker_url)
+            res.notes.append(
+                f"worker at {share:.0%} invalid: breaker held open by dlq_pause_ratio=1.0; "
+                f"{pauses} stream(s) paused" + ("" if pauses else " (it did not trip)")
+            )
         results.append(res)
     return results
 
@@ -798,6 +844,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--mixes", default="0,0.2")
     p.add_argument("--invalid-share", type=float, default=None)
+    p.add_argument("--mix", choices=sorted(MIXES), default=None)
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--partitions", type=int, default=3)
@@ -812,12 +859,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.invalid_share is not None:
         args.mixes = str(args.invalid_share)
+    if args.mix is not None:
+        args.mixes = MIXES[args.mix]
     args.shares = [float(x) for x in args.mixes.split(",") if x.strip()]
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if not set(args.systems) <= {"worker", "baseline"} or not args.systems:
         p.error("--systems takes worker and/or baseline")
-    if any(not 0 <= s < 1 for s in args.shares):
-        p.error("invalid shares are in [0, 1)")
+    if any(not 0 <= s <= 1 for s in args.shares):
+        p.error("invalid shares are in [0, 1]")
     if args.database_url and not args.database_url.startswith("postgresql"):
         p.error("--database-url is a PostgreSQL server URL (the default is SQLite)")
     return args
