@@ -10,7 +10,8 @@ nobody.
 Concurrency: the new problems are inserted first with ``ON CONFLICT DO NOTHING RETURNING``,
 so of two workers meeting one new problem only one sees it created; the counts are then
 incremented in place, which on PostgreSQL locks the rows until commit, so the status read and
-changed after that cannot race another batch.
+changed after that cannot race another batch. Rows are locked in problem id order, so two
+batches never wait on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def record_hits(
             tally = tallies[pid] = _Tally(hit)
         tally.add(hit)
     _keep_within_limit(conn, tallies, max_problems, out)
+    # Every writer locks problem rows (and their hour and key rows) in id order: two batches
+    # meeting the same problems in different orders would otherwise deadlock on PostgreSQL.
+    tallies = dict(sorted(tallies.items()))
     created = _insert_new(conn, tallies, now)
     existing = [pid for pid in tallies if pid not in created]
     if existing:
@@ -189,8 +193,10 @@ def record_hits(
             regressed.append((pid, "resolved"))
         elif row.status == "ignored":
             until = _utc(row.ignore_until)
+            # ignore_until_count is the count at which the ignore has had all its errors:
+            # reaching it is still muted, the first error beyond it regresses.
             ended = (until is not None and until <= now) or (
-                row.ignore_until_count is not None and row.count >= row.ignore_until_count
+                row.ignore_until_count is not None and row.count > row.ignore_until_count
             )
             if ended:
                 regressed.append((pid, "ignored"))
@@ -325,7 +331,7 @@ def _count_hours_and_keys(conn: Connection, tallies: dict[str, _Tally]) -> None:
     hours = [
         {"problem_id": pid, "bucket": bucket, "count": n}
         for pid, t in tallies.items()
-        for bucket, n in t.hours.items()
+        for bucket, n in sorted(t.hours.items())
     ]
     for chunk in _chunks(hours):
         stmt = _insert(conn, _hours).values(chunk)
@@ -338,7 +344,7 @@ def _count_hours_and_keys(conn: Connection, tallies: dict[str, _Tally]) -> None:
     keys = [
         {"problem_id": pid, "key_id": key_id, "count": n, "last_seen": at}
         for pid, t in tallies.items()
-        for key_id, (n, at) in t.keys.items()
+        for key_id, (n, at) in sorted(t.keys.items())
     ]
     for chunk in _chunks(keys):
         stmt = _insert(conn, _keys).values(chunk)
