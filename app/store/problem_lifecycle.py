@@ -9,6 +9,7 @@ causes (``regressed``) are made where errors are counted, in ``problem_counts``.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
@@ -21,6 +22,8 @@ STATUSES = ("open", "resolved", "regressed", "ignored")
 SETTABLE = ("open", "resolved", "ignored")
 QUIET_ACTOR = "inbound (resolve_after_quiet)"
 QUIET_OPTION = "resolve_after_quiet_hours"
+# 100 years: longer is "never" in practice, and a date can still go back that far.
+MAX_QUIET_HOURS = 100 * 365 * 24.0
 # Error statuses each problem status moves, and to what.
 _ERRORS_MOVE = {
     "resolved": (("open",), "resolved"),
@@ -79,14 +82,19 @@ def change_status(
 
 
 def quiet_hours(options: dict | None, default: float) -> float:
-    """A project's quiet time before auto-resolve, in hours (0: never)."""
+    """A project's quiet time before auto-resolve, in hours (0: never). A value that is not a
+    number takes the default; a huge one is capped, so no project's option can make the time
+    arithmetic overflow and stop the rule for every project."""
     value = (options or {}).get(QUIET_OPTION)
-    if value is None:
+    if value is None or type(value) is bool:
         return default
     try:
-        return max(0.0, float(value))
+        hours = float(value)
     except (TypeError, ValueError):
         return default
+    if not math.isfinite(hours):
+        return default
+    return min(max(0.0, hours), MAX_QUIET_HOURS)
 
 
 def resolve_quiet_problems(
@@ -97,6 +105,7 @@ def resolve_quiet_problems(
     Safe to run from several workers at once: each problem is re-checked under its row lock.
     """
     now = now or datetime.now(UTC)
+    default_hours = quiet_hours({QUIET_OPTION: default_hours}, 0.0)  # the same bounds
     resolved = 0
     with Session(engine) as session, session.begin():
         hours = {
