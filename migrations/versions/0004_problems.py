@@ -184,7 +184,10 @@ def _backfill(conn: sa.Connection) -> None:
         after = rows[-1].id
         assigned = []
         for r in rows:
-            key = problem_of(r.project_id, r.collection, r.code, r.detail or {})
+            # A detail is a JSON object as the worker writes it; anything else stored there
+            # (JSON null, a list) must not stop the upgrade: it is a detail without a path.
+            detail = r.detail if isinstance(r.detail, dict) else {}
+            key = problem_of(r.project_id, r.collection, r.code, detail)
             assigned.append({"error_id": r.id, "pid": key.problem_id})
             tally = tallies.get(key.problem_id)
             if tally is None:
