@@ -12,9 +12,20 @@ DLQ_PAUSED = "dlq.paused"
 DLQ_RESUMED = "dlq.resumed"
 WEBHOOK_DISABLED = "webhook.disabled"
 WEBHOOK_TEST = "webhook.test"
+PROBLEM_CREATED = "problem.created"
+PROBLEM_REGRESSED = "problem.regressed"
 
 # What a webhook may subscribe to; webhook.test is sent on request whatever the subscription.
-EVENT_TYPES: tuple[str, ...] = (INGEST_FAILED, DLQ_PAUSED, DLQ_RESUMED, WEBHOOK_DISABLED)
+EVENT_TYPES: tuple[str, ...] = (
+    INGEST_FAILED,
+    DLQ_PAUSED,
+    DLQ_RESUMED,
+    WEBHOOK_DISABLED,
+    PROBLEM_CREATED,
+    PROBLEM_REGRESSED,
+)
+# Sent one delivery per notification, with a link to the problem added to the payload.
+PROBLEM_TYPES: frozenset[str] = frozenset((PROBLEM_CREATED, PROBLEM_REGRESSED))
 # Bounds one ingest.failed body whatever the number of collections involved.
 MAX_COUNT_ROWS = 100
 
@@ -36,6 +47,11 @@ def errors_link(link_base: str | None, project_id: str, error_id: str | None = N
     path = f"/3.0/projects/{project_id}/errors"
     if error_id:
         path += f"/{error_id}"
+    return (link_base.rstrip("/") if link_base else "") + path
+
+
+def problem_link(link_base: str | None, project_id: str, problem_id: str) -> str:
+    path = f"/3.0/projects/{project_id}/problems/{problem_id}"
     return (link_base.rstrip("/") if link_base else "") + path
 
 
@@ -61,6 +77,8 @@ def ingest_failed_data(
         samples.append(
             {
                 "error_id": error_id,
+                # Absent (None) in notifications written before problems existed.
+                "problem_id": payload.get("problem_id"),
                 "code": payload.get("code"),
                 "stage": payload.get("stage"),
                 "collection": payload.get("collection"),
@@ -85,3 +103,13 @@ def ingest_failed_data(
 def single_event_data(project_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     """dlq.paused, dlq.resumed and webhook.disabled carry the worker's payload as it is."""
     return {"project_id": project_id, **payload}
+
+
+def problem_event_data(
+    project_id: str, payload: dict[str, Any], link_base: str | None
+) -> dict[str, Any]:
+    """problem.created and problem.regressed: the stored payload and a link to the problem."""
+    data = single_event_data(project_id, payload)
+    problem_id = payload.get("problem_id")
+    data["url"] = problem_link(link_base, project_id, problem_id) if problem_id else None
+    return data

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 from app.store.models import Notification, Webhook, WebhookDelivery
 from app.webhooks.events import (
     INGEST_FAILED,
+    PROBLEM_TYPES,
     WEBHOOK_DISABLED,
     as_utc,
     envelope,
     ingest_failed_data,
+    problem_event_data,
     single_event_data,
 )
 
@@ -150,7 +152,11 @@ def dispatch_outbox(
                     continue
                 if note.type == WEBHOOK_DISABLED and note.payload.get("webhook_id") == hook.id:
                     continue
-                data = single_event_data(project_id, note.payload)
+                data = (
+                    problem_event_data(project_id, note.payload, link_base)
+                    if note.type in PROBLEM_TYPES
+                    else single_event_data(project_id, note.payload)
+                )
                 add_delivery(
                     session,
                     hook.id,
