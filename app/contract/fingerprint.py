@@ -1,7 +1,9 @@
 """Which problem a rejection belongs to (docs/design.md, "Problems").
 
 A problem is one kind of failure in one collection: every rejection of a project maps to
-exactly one, through ``problem_id = sha256(project, collection, code, location)``. The location
+exactly one, through ``problem_id = sha256(project, collection, code, location)`` (the
+collection is empty for the codes about a collection or project name itself, which group per
+project). The location
 is the property path of the rejection's detail with the parts that vary from event to event
 collapsed — array positions (``items[3]`` → ``items[]``) and map keys that look like ids
 (``users.5f1c9a0e2b7d.$x`` → ``users.*.$x``) — so one producer gone wrong makes one problem,
@@ -64,6 +66,7 @@ class ProblemKey:
     code: str
     location: str  # "" for a code without a path
     title: str
+    collection: str  # the problem's collection; "" for one that spans the project
 
 
 def looks_like_id(segment: str) -> bool:
@@ -117,28 +120,38 @@ def _title(code: str, location: str, reason: str | None) -> str:
     return f"{base} at `{_shown(location)}`"
 
 
+# Codes about the name itself: the bad names are what varies (and a client can make up any
+# number of them), so the problem spans the project instead of one per name.
+PROJECT_WIDE_CODES = frozenset(
+    {"invalid_collection_name", "collection_name_too_long", "unknown_project"}
+)
+
+
 @lru_cache(maxsize=8192)
 def _key(project_id: str, collection: str, code: str, path: str, reason: str) -> ProblemKey:
+    if code in PROJECT_WIDE_CODES:
+        collection = ""
     location = normalize_path(path) if path else ""
     digest = hashlib.sha256(
         "\x1f".join((project_id, collection, code, location)).encode("utf-8", "surrogatepass")
     ).hexdigest()[:32]
-    return ProblemKey(digest, code, location, _title(code, location, reason or None))
+    return ProblemKey(digest, code, location, _title(code, location, reason or None), collection)
 
 
-# The location of the one problem per collection and code that takes the errors of new
-# locations once a project has as many problems as it may keep (a producer sending random
-# property names must not create a problem per event).
+# The location of the one problem per project and code that takes the errors of new
+# problems once a project has as many as it may keep (a producer sending random property
+# names, or to random collections, must not create a problem per event).
 OVERFLOW_LOCATION = "(other locations)"
 
 
-def overflow_of(project_id: str, collection: str, code: str) -> ProblemKey:
-    """Where a rejection goes when its own problem would exceed the project's problem limit."""
+def overflow_of(project_id: str, code: str) -> ProblemKey:
+    """Where a rejection goes when its own problem would exceed the project's problem limit:
+    at most one per code, so a project never has more than the limit plus one per code."""
     # A fifth field, so no real location can hash to it.
-    parts = (project_id, collection, code, OVERFLOW_LOCATION, "overflow")
+    parts = (project_id, "", code, OVERFLOW_LOCATION, "overflow")
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    title = f"{_TITLES.get(code, code)} (other locations, over the project's problem limit)"
-    return ProblemKey(digest[:32], code, OVERFLOW_LOCATION, title)
+    title = f"{_TITLES.get(code, code)} (other problems, over the project's problem limit)"
+    return ProblemKey(digest[:32], code, OVERFLOW_LOCATION, title, "")
 
 
 def problem_of(project_id: str, collection: str, code: str, detail: dict[str, Any]) -> ProblemKey:

@@ -202,7 +202,9 @@ class BatchWriter:
         # Nothing is dropped by policy yet (a paused stream waits, it is not dropped), so
         # received = accepted + rejected; the dropped column is there for future policies.
         table = IngestCounter.__table__
-        for (project_id, collection, bucket), (acc, rej) in counters.items():
+        # In key order: two batches upserting the same counters lock them in the same order,
+        # so they cannot deadlock on PostgreSQL.
+        for (project_id, collection, bucket), (acc, rej) in sorted(counters.items()):
             stmt = _insert(self._engine, table).values(
                 project_id=project_id,
                 collection=collection,

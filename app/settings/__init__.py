@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     problems_max_per_project: int = Field(
         default=1000,
         ge=1,
-        description="Most problems (error groups) a project keeps; errors of further "
-        "locations are counted in their collection and code's overflow problem.",
+        description="Most problems (error groups) a project keeps; errors that would open "
+        "more are counted in their code's overflow problem.",
     )
     problem_resolve_after_quiet_hours: float = Field(
         default=0,

@@ -160,7 +160,7 @@ def record_hits(
     """Count ``hits`` (new error rows, already inserted) into their problems.
 
     ``max_problems``: most problems a project keeps; the errors of locations beyond it are
-    counted in their collection and code's overflow problem, and their rows say so.
+    counted in their code's overflow problem, and their rows say so.
     """
     out = Recorded()
     if not hits:
@@ -251,7 +251,7 @@ def _keep_within_limit(
         for pid in pids[room:]:
             t = tallies.pop(pid)
             first = t.first
-            spill = overflow_of(project_id, first.collection, first.fingerprint.code)
+            spill = overflow_of(project_id, first.fingerprint.code)
             into = tallies.get(spill.problem_id)
             for hit in t.hits:
                 moved = replace(hit, fingerprint=spill)
@@ -279,7 +279,7 @@ def _insert_new(conn: Connection, tallies: dict[str, _Tally], now: datetime) -> 
             {
                 "id": pid,
                 "project_id": hit.project_id,
-                "collection": hit.collection,
+                "collection": hit.fingerprint.collection,
                 "code": hit.fingerprint.code,
                 "stage": hit.stage,
                 "location": hit.fingerprint.location,

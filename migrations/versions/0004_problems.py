@@ -195,7 +195,7 @@ def _backfill(conn: sa.Connection) -> None:
                     {
                         "id": key.problem_id,
                         "project_id": r.project_id,
-                        "collection": r.collection,
+                        "collection": key.collection,
                         "code": r.code,
                         "stage": r.stage,
                         "location": key.location,

@@ -92,17 +92,26 @@ def test_which_rejections_of_a_code_share_a_problem(code: str) -> None:
     assert pid_of(code, same_a) == pid_of(code, same_b)
     if different is not None:
         assert pid_of(code, different) != pid_of(code, same_a)
-    # Never across collections, projects or codes.
-    assert pid_of(code, same_a, collection="refunds") != pid_of(code, same_a)
+    # Never across projects or codes; across collections only for the codes about the
+    # collection or project name itself, which group per project (a client can make up any
+    # number of bad names).
+    if code in ("invalid_collection_name", "collection_name_too_long", "unknown_project"):
+        assert pid_of(code, same_a, collection="refunds") == pid_of(code, same_a)
+        assert problem_of(PID, "bad name!", code, same_a).collection == ""
+    else:
+        assert pid_of(code, same_a, collection="refunds") != pid_of(code, same_a)
+        assert problem_of(PID, "refunds", code, same_a).collection == "refunds"
     assert pid_of(code, same_a, project=OTHER_PID) != pid_of(code, same_a)
     other_code = "addon_error" if code != "addon_error" else "invalid_json"
     assert pid_of(other_code, same_a) != pid_of(code, same_a)
 
 
 def test_codes_without_a_path_group_by_the_code_alone() -> None:
-    for code in ("invalid_json", "key_not_permitted", "event_too_large", "unknown_project"):
+    for code in ("invalid_json", "key_not_permitted", "event_too_large"):
         assert pid_of(code, {"char_offset": 4}) == rule(PID, "purchases", code, "")
         assert problem_of(PID, "purchases", code, {}).location == ""
+    for code in ("invalid_collection_name", "collection_name_too_long", "unknown_project"):
+        assert pid_of(code, {"collection": "x y"}, collection="x y") == rule(PID, "", code, "")
 
 
 def test_problem_ids_follow_the_documented_rule_literally() -> None:
@@ -279,16 +288,17 @@ def test_hostile_names_pass_unchanged_but_bounded() -> None:
         assert len(key.location) == 320
 
 
-def test_overflow_problem_is_its_own_problem_per_collection_and_code() -> None:
-    spill = overflow_of(PID, "purchases", "invalid_property_name")
-    five = "\x1f".join((PID, "purchases", "invalid_property_name", "(other locations)", "overflow"))
+def test_overflow_problem_is_its_own_problem_per_project_and_code() -> None:
+    spill = overflow_of(PID, "invalid_property_name")
+    five = "\x1f".join((PID, "", "invalid_property_name", "(other locations)", "overflow"))
     assert spill.problem_id == hashlib.sha256(five.encode()).hexdigest()[:32]
     assert spill.location == "(other locations)"
+    assert spill.collection == ""
     assert spill.title == (
-        "Invalid property name (other locations, over the project's problem limit)"
+        "Invalid property name (other problems, over the project's problem limit)"
     )
     # No detail can name it: a path "(other locations)" is a problem of its own.
     literal = pid_of("invalid_property_name", {"path": "(other locations)"})
     assert literal != spill.problem_id
-    assert overflow_of(PID, "refunds", "invalid_property_name") != spill
-    assert overflow_of(PID, "purchases", "reserved_property") != spill
+    assert overflow_of(OTHER_PID, "invalid_property_name") != spill
+    assert overflow_of(PID, "reserved_property") != spill

@@ -39,8 +39,8 @@ COST = rule("purchases", "invalid_property_name", "items[].$cost")
 JSON = rule("purchases", "invalid_json", "")
 
 
-def overflow(collection: str, code: str) -> str:
-    parts = (PID, collection, code, "(other locations)", "overflow")
+def overflow(code: str) -> str:
+    parts = (PID, "", code, "(other locations)", "overflow")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
@@ -372,7 +372,7 @@ def test_record_hits_directly_counts_what_it_is_given(engine: Engine) -> None:
 def test_the_project_problem_limit_sends_new_locations_to_the_overflow(engine: Engine) -> None:
     writer = BatchWriter(engine, payload_cap=64, max_problems=2)
     writer.write(outcome([letter(0, prop("$price"), T0), letter(1, prop("$cost"), T0)]))
-    spill = overflow("purchases", "invalid_property_name")
+    spill = overflow("invalid_property_name")
     batch = [
         letter(2, prop("$tax"), T0),
         letter(3, prop("$fee"), T0),
@@ -383,7 +383,7 @@ def test_the_project_problem_limit_sends_new_locations_to_the_overflow(engine: E
     assert {pid: p.count for pid, p in found.items()} == {PRICE: 2, COST: 1, spill: 2}
     assert found[spill].location == "(other locations)"
     assert found[spill].title == (
-        "Invalid property name (other locations, over the project's problem limit)"
+        "Invalid property name (other problems, over the project's problem limit)"
     )
     assert rows_per_problem(engine) == {PRICE: 2, COST: 1, spill: 2}
     with engine.connect() as conn:
@@ -458,3 +458,14 @@ def test_concurrent_writers_meeting_one_new_problem(postgres_server) -> None:  #
     assert sorted(created) == sorted(found)
     for e in engines:
         e.dispose()
+
+
+def test_the_problem_limit_holds_across_collections(engine: Engine) -> None:
+    """Bad events to ever new collections (or new bad collection names) stay bounded."""
+    writer = BatchWriter(engine, payload_cap=64, max_problems=2)
+    bad_json = Rejection("invalid_json", "decode", "not JSON", {"char_offset": 0})
+    for i in range(10):
+        writer.write(outcome([letter(i, bad_json, T0, collection=f"c{i}")]))
+    found = problems(engine)
+    assert sorted(p.count for p in found.values()) == [1, 1, 8]
+    assert found[overflow("invalid_json")].collection == ""
