@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import os
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +21,7 @@ from app.ingest.pipeline import keen_id_for
 from app.store.db import session_scope
 from app.store.keys import create_key
 from app.store.migrate import upgrade
-from app.store.models import ApiKey, Event, IngestCounter, IngestError, Notification
+from app.store.models import ApiKey, Event, IngestCounter, IngestError, Notification, Problem
 from app.store.projects import create_project
 from tests.conftest import fresh_postgres_database
 from tests.ingest.conftest import Stack, make_stack
@@ -110,10 +110,17 @@ def test_kill_9_with_a_mix_stores_each_valid_once_and_records_each_invalid_once(
     topic = stack.topic(coll)
     total = 4000
     invalid = {i for i in range(total) if i % 4 == 1}
-    values = [
-        b'{"n": %d, broken' % i if i in invalid else orjson.dumps({"n": i, "pad": "x" * 300})
-        for i in range(total)
-    ]
+    # Two kinds of invalid event, so two problems: a $-name (every 8th) and broken JSON.
+    dollar = {i for i in invalid if i % 8 == 5}
+
+    def value(i: int) -> bytes:
+        if i in dollar:
+            return b'{"$price": %d}' % i
+        if i in invalid:
+            return b'{"n": %d, broken' % i
+        return orjson.dumps({"n": i, "pad": "x" * 300})
+
+    values = [value(i) for i in range(total)]
     # One partition: the record's index is its offset.
     producer = threading.Thread(target=stack.produce, args=(topic, values), kwargs={"key": b"k"})
     producer.start()
@@ -136,7 +143,11 @@ def test_kill_9_with_a_mix_stores_each_valid_once_and_records_each_invalid_once(
     assert (n, distinct) == (total - len(invalid), total - len(invalid))
     rows = stack.errors(coll)
     assert [r.source_offset for r in rows] == sorted(invalid), "one error row per invalid event"
-    assert all(r.code == "invalid_json" and r.dlq_offset is not None for r in rows)
+    codes = {r.source_offset: r.code for r in rows}
+    assert codes == {
+        i: "invalid_property_name" if i in dollar else "invalid_json" for i in sorted(invalid)
+    }
+    assert all(r.dlq_offset is not None for r in rows)
 
     dead = read_topic(stack.bootstrap, f"dlq.{stack.project_id}.{coll}")
     by_offset: dict[int, list] = defaultdict(list)
@@ -161,6 +172,40 @@ def test_kill_9_with_a_mix_stores_each_valid_once_and_records_each_invalid_once(
         assert sum(c.received for c in counters) == total
         assert sum(c.accepted for c in counters) == total - len(invalid)
         assert sum(c.rejected for c in counters) == len(invalid)
+
+    # Problems (issue #12): redelivered rows were not counted twice. The documented rule:
+    # sha256(project \x1f collection \x1f code \x1f location)[:32].
+    def problem_id(code: str, location: str) -> str:
+        joined = "\x1f".join((stack.project_id, coll, code, location))
+        return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+    broken, priced = problem_id("invalid_json", ""), problem_id("invalid_property_name", "$price")
+    with stack.engine.connect() as conn:
+        rows_per_problem = dict(
+            conn.execute(
+                select(IngestError.problem_id, func.count())
+                .where(IngestError.project_id == stack.project_id)
+                .group_by(IngestError.problem_id)
+            ).all()
+        )
+        counts = dict(
+            conn.execute(
+                select(Problem.id, Problem.count).where(Problem.project_id == stack.project_id)
+            ).all()
+        )
+        created = conn.execute(
+            select(Notification.payload).where(
+                Notification.project_id == stack.project_id,
+                Notification.type == "problem.created",
+            )
+        ).scalars()
+        created_per_problem = Counter(p["problem_id"] for p in created)
+    assert (len(invalid - dollar), len(dollar)) == (500, 500)
+    assert (counts[broken], counts[priced]) == (500, 500)
+    assert (rows_per_problem[broken], rows_per_problem[priced]) == (500, 500)
+    assert counts == rows_per_problem, "each problem counts exactly its error rows"
+    assert sum(counts.values()) == sum(rows_per_problem.values())
+    assert created_per_problem == dict.fromkeys(counts, 1), "one problem.created per problem"
 
 
 # -- 7. the _invalid fallback DLQ -----------------------------------------------------------
