@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes_admin,
         routes_errors,
         routes_keys,
+        routes_problems,
         routes_queries,
         routes_stream,
         routes_webhooks,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_stream.router)
     app.include_router(routes_queries.router)
     app.include_router(routes_errors.router)
+    app.include_router(routes_problems.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)
     app.include_router(health.router)

@@ -41,11 +41,16 @@ def _bytes_view(raw: bytes | None) -> dict[str, str | None]:
     return {"base64": base64.b64encode(raw).decode(), "utf8": text}
 
 
+def customer_dlq(backend_topic: str | None) -> str | None:
+    """The DLQ topic's name as the customer sees it (``<collection>-DLQ``)."""
+    if not backend_topic:
+        return None
+    parsed = parse_dlq(backend_topic)
+    return customer_dlq_name(parsed[1]) if parsed else backend_topic
+
+
 def summary_view(row: IngestError) -> dict[str, Any]:
-    dlq_customer = None
-    if row.dlq_topic:
-        parsed = parse_dlq(row.dlq_topic)
-        dlq_customer = customer_dlq_name(parsed[1]) if parsed else row.dlq_topic
+    dlq_customer = customer_dlq(row.dlq_topic)
     stored = len(row.payload) if row.payload is not None else 0
     return {
         "error_id": row.id,
@@ -56,6 +61,7 @@ def summary_view(row: IngestError) -> dict[str, Any]:
         "message": row.message,
         "detail": row.detail or {},
         "status": row.status,
+        "problem_id": row.problem_id,
         "created_at": iso_or_none(row.created_at),
         "updated_at": iso_or_none(row.updated_at),
         "record_timestamp": iso_or_none(row.record_timestamp),
@@ -129,6 +135,7 @@ def error_filters(
     stage: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    problem_id: str | None = None,
 ) -> list[ColumnElement]:
     where: list[ColumnElement] = []
     if project_id is not None:
@@ -144,6 +151,8 @@ def error_filters(
         where.append(IngestError.status.in_(statuses))
     if stage:
         where.append(IngestError.stage.in_(stage.split(",")))
+    if problem_id:
+        where.append(IngestError.problem_id == problem_id)
     if since:
         where.append(IngestError.created_at >= since)
     if until:
@@ -214,6 +223,7 @@ def search_errors(
     until: str | None,
     cursor: str | None,
     limit: int,
+    problem_id: str | None = None,
 ) -> dict[str, Any]:
     """One page of errors matching the filters as the list routes receive them."""
     where = error_filters(
@@ -224,5 +234,6 @@ def search_errors(
         stage=stage,
         since=parse_time(since, "since"),
         until=parse_time(until, "until"),
+        problem_id=problem_id,
     )
     return list_errors(session, where, cursor=cursor, limit=limit)

@@ -46,6 +46,7 @@ def _where(request: ReplayRequest, project_id: str) -> list[ColumnElement]:
         status=f.status,
         since=parse_time(f.since, "since"),
         until=parse_time(f.until, "until"),
+        problem_id=f.problem_id,
     )
 
 

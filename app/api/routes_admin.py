@@ -1,5 +1,5 @@
-"""Support staff (`Authorization: Bearer <INBOUND_ADMIN_TOKEN>`): errors across projects,
-project overviews, the payload audit log, paused streams, projects and keys."""
+"""Support staff (`Authorization: Bearer <INBOUND_ADMIN_TOKEN>`): errors and problems across
+projects, project overviews, the payload audit log, paused streams, projects and keys."""
 
 from __future__ import annotations
 
@@ -15,9 +15,20 @@ from app.api.error_views import audit_payload_read, detail_view, find_error, sea
 from app.api.key_admin import list_keys, make_key, revoke_key
 from app.api.overview import project_overview
 from app.api.pauses import list_pauses, resume_pause
+from app.api.problem_views import find_problem, problem_detail, search_problems, update_problem
 from app.api.problems import error_responses
 from app.api.project_views import project_or_404, project_view
 from app.api.reconciliation import reconcile
+from app.api.routes_problems import (
+    CODE_Q,
+    COLLECTION_Q,
+    CURSOR_Q,
+    KEY_Q,
+    LIST_DESCRIPTION,
+    STATUS_Q,
+    TEXT_Q,
+    SortParam,
+)
 from app.api.schemas.admin import (
     AuditPage,
     Overview,
@@ -28,6 +39,7 @@ from app.api.schemas.admin import (
 )
 from app.api.schemas.errors import ErrorDetail, ErrorPage, Reconciliation
 from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
+from app.api.schemas.problems import ProblemDetail, ProblemItem, ProblemPage, ProblemStatusChange
 from app.store.models import Project
 from app.store.projects import create_project
 
@@ -52,6 +64,7 @@ def admin_errors(
     stage: str | None = Query(default=None),
     since: str | None = Query(default=None),
     until: str | None = Query(default=None),
+    problem_id: str | None = Query(default=None, description="Only the errors of this problem."),
     cursor: str | None = Query(default=None),
     limit: int = Query(default=50, ge=1, le=500),
     _actor: str = Depends(require_admin),
@@ -67,6 +80,7 @@ def admin_errors(
         until=until,
         cursor=cursor,
         limit=limit,
+        problem_id=problem_id,
     )
 
 
@@ -81,6 +95,69 @@ def admin_error(session: SessionDep, error_id: str, actor: str = Depends(require
         row = find_error(session, error_id, None)
         audit_payload_read(session, actor, row)
         return detail_view(row)
+
+
+@router.get(
+    "/problems",
+    summary="Search problems across projects",
+    description=LIST_DESCRIPTION + " `project_id` narrows to one project.",
+    response_model=ProblemPage,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_problems(
+    session: SessionDep,
+    project_id: str | None = Query(default=None),
+    status: str | None = STATUS_Q,
+    code: str | None = CODE_Q,
+    collection: str | None = COLLECTION_Q,
+    key_id: str | None = KEY_Q,
+    q: str | None = TEXT_Q,
+    sort: SortParam = Query(default="last_seen"),
+    cursor: str | None = CURSOR_Q,
+    limit: int = Query(default=50, ge=1, le=500),
+    _actor: str = Depends(require_admin),
+) -> Any:
+    return search_problems(
+        session,
+        project_id=project_id,
+        status=status,
+        code=code,
+        collection=collection,
+        key_id=key_id,
+        q=q,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/problems/{problem_id}",
+    summary="One problem of any project, with its hourly counts, keys and newest errors",
+    response_model=ProblemDetail,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_problem(
+    session: SessionDep, problem_id: str, _actor: str = Depends(require_admin)
+) -> Any:
+    return problem_detail(session, find_problem(session, problem_id, None))
+
+
+@router.patch(
+    "/problems/{problem_id}",
+    summary="Resolve, ignore or reopen a problem of any project (audited)",
+    response_model=ProblemItem,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_problem_set_status(
+    session: SessionDep,
+    problem_id: str,
+    body: ProblemStatusChange,
+    actor: str = Depends(require_admin),
+) -> Any:
+    with session.begin():
+        problem = find_problem(session, problem_id, None, lock=True)
+        return update_problem(session, problem, body, actor)
 
 
 @router.post(

@@ -45,7 +45,8 @@ def _q(description: str) -> Any:
     ERRORS_PATH,
     summary="List rejected events, newest first",
     description="Filters: `collection`, `code` and `status` (comma-separated lists allowed), "
-    "`since`/`until` (ISO-8601, on the rejection time). Page with `cursor` = `next_cursor`.",
+    "`since`/`until` (ISO-8601, on the rejection time), `problem_id` (the errors of one "
+    "problem). Page with `cursor` = `next_cursor`.",
     response_model=ErrorPage,
     responses=error_responses(*KEY_ERRORS),
 )
@@ -57,6 +58,7 @@ def errors_list(
     stage: str | None = _q("Pipeline stage(s): edge, http, decode, validate, enrich, persist."),
     since: str | None = _q("Rejected at or after (ISO-8601)."),
     until: str | None = _q("Rejected before (ISO-8601)."),
+    problem_id: str | None = _q("Only the errors of this problem."),
     cursor: str | None = _q("next_cursor of the previous page."),
     limit: int = Query(default=50, ge=1, le=500),
     caller: Caller = Depends(MASTER_KEY),
@@ -72,6 +74,7 @@ def errors_list(
         until=until,
         cursor=cursor,
         limit=limit,
+        problem_id=problem_id,
     )
 
 

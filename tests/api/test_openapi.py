@@ -18,6 +18,7 @@ from app.api.openapi_dump import DEFAULT_PATH, render
 from app.store.db import engine_for, session_scope
 from app.store.projects import create_project
 from tests.api.conftest import ADMIN_TOKEN, insert_error
+from tests.api.problem_support import Rejector, dollar_name
 from tests.support.ports import free_port
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -55,11 +56,14 @@ def test_every_operation_has_summary_examples_and_errors() -> None:
 def live_api(
     sqlite_url: str, make_settings: Callable, kafka_bootstrap: str
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real uvicorn server on the app, with one project and one error row in it."""
+    """A real uvicorn server on the app, with one project, one error row and one problem (of
+    two errors written by the worker's writer) in it."""
     settings_ = make_settings(sqlite_url, kafka_bootstrap=kafka_bootstrap, admin_token=ADMIN_TOKEN)
     with session_scope(engine_for(sqlite_url)) as s:
         project = create_project(s, "schemathesis")
     insert_error(sqlite_url, project["project_id"])
+    Rejector(sqlite_url, project["project_id"]).reject(dollar_name("$price"), times=2)
+    project = {**project, "problem_id": _only_problem(sqlite_url)}
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings_), host="127.0.0.1", port=port, log_level="warning")
@@ -77,6 +81,15 @@ def live_api(
         engine_for(sqlite_url).dispose()
 
 
+def _only_problem(url: str) -> str:
+    from sqlalchemy import select
+
+    from app.store.models import Problem
+
+    with session_scope(engine_for(url)) as s:
+        return s.scalars(select(Problem.id)).one()
+
+
 def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> None:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
@@ -92,6 +105,9 @@ def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> N
     if case.path_parameters and "project_id" in case.path_parameters:
         # Our own project, so requests get past auth into the handlers.
         case.path_parameters["project_id"] = project["project_id"]
+    if case.path_parameters and "problem_id" in case.path_parameters:
+        # The real problem, so the one-problem routes answer 200 (and are checked) too.
+        case.path_parameters["problem_id"] = project["problem_id"]
     case.call_and_validate(
         base_url=base_url,
         headers=headers,

@@ -23,6 +23,11 @@ class ErrorSummaryItem(BaseModel):
     message: str
     detail: dict[str, Any]
     status: str = Field(examples=["open"])
+    problem_id: str | None = Field(
+        description="The problem this error belongs to (null only for rows older than "
+        "problems that the migration could not assign).",
+        examples=["3f5a0c9e1b7d4a2c8e6f0b1d3a5c7e9f"],
+    )
     created_at: str
     updated_at: str
     record_timestamp: str | None
@@ -96,9 +101,18 @@ class ReconciliationRow(BaseModel):
     )
 
 
+class ProblemsReconciliation(BaseModel):
+    error_rows: int = Field(description="The project's error rows, all time.")
+    counted_in_problems: int = Field(description="The sum of its problems' counts.")
+    unaccounted: int = Field(description="error_rows - counted_in_problems; always 0.")
+
+
 class Reconciliation(BaseModel):
     start: str
     end: str
     balanced: bool = Field(description="Every bucket has received = accepted + rejected + dropped.")
     totals: dict[str, int]
     rows: list[ReconciliationRow]
+    problems: ProblemsReconciliation = Field(
+        description="Over all time (not the window): every error row counted in its problem."
+    )

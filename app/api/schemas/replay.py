@@ -11,6 +11,7 @@ class ReplayFilter(BaseModel):
     collection: str | None = None
     code: str | None = Field(default=None, examples=["invalid_timestamp"])
     status: str = Field(default="open", description="Statuses to replay (comma-separated).")
+    problem_id: str | None = Field(default=None, description="Only the errors of this problem.")
     since: str | None = None
     until: str | None = None
 
