@@ -117,9 +117,17 @@ def audit_payload_read(session: Session, actor: str, row: IngestError) -> None:
     record_audit(session, actor, "error.payload.read", project_id=row.project_id, target=row.id)
 
 
+def refuse_nul(**params: str | None) -> None:
+    """400 for a text parameter holding NUL: PostgreSQL cannot even compare such a string (it
+    would be a 500), and no stored name or id contains one."""
+    for name, value in params.items():
+        if value and "\x00" in value:
+            raise ApiError(400, "InvalidParameterError", f"{name} may not contain NUL")
+
+
 def find_error(session: Session, error_id: str, project_id: str | None) -> IngestError:
     """The error row, of ``project_id`` when given (None: support staff, any project)."""
-    row = session.get(IngestError, error_id)
+    row = None if "\x00" in error_id else session.get(IngestError, error_id)
     if row is None or (project_id is not None and row.project_id != project_id):
         where = " in this project" if project_id is not None else ""
         raise ApiError(404, "ResourceNotFoundError", f"No such error{where}.")
@@ -137,6 +145,9 @@ def error_filters(
     until: datetime | None = None,
     problem_id: str | None = None,
 ) -> list[ColumnElement]:
+    refuse_nul(
+        project_id=project_id, collection=collection, code=code, stage=stage, problem_id=problem_id
+    )
     where: list[ColumnElement] = []
     if project_id is not None:
         where.append(IngestError.project_id == project_id)

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.api.code_advice import advice_for
-from app.api.error_views import customer_dlq, summary_view
+from app.api.error_views import customer_dlq, refuse_nul, summary_view
 from app.api.problems import ApiError
 from app.api.schemas.problems import ProblemStatusChange
 from app.api.time_params import parse_time
@@ -71,6 +71,7 @@ def problem_filters(
     q: str | None = None,
 ) -> list[ColumnElement]:
     """WHERE clauses of the list; 400 for a value the API does not know."""
+    refuse_nul(project_id=project_id, collection=collection, key_id=key_id, q=q)
     where: list[ColumnElement] = []
     if project_id is not None:
         where.append(Problem.project_id == project_id)
@@ -241,7 +242,9 @@ def find_problem(
 
     ``lock``: held until commit (PostgreSQL), so a batch counted meanwhile waits for a change.
     """
-    problem = session.get(Problem, problem_id, with_for_update=lock or None)
+    problem = None
+    if "\x00" not in problem_id:  # PostgreSQL refuses to compare a string holding NUL
+        problem = session.get(Problem, problem_id, with_for_update=lock or None)
     if problem is None or (project_id is not None and problem.project_id != project_id):
         where = " in this project" if project_id is not None else ""
         raise ApiError(404, "ResourceNotFoundError", f"No such problem{where}.")

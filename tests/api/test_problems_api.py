@@ -601,3 +601,20 @@ def test_a_page_costs_two_queries_whatever_its_size(
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(sizes[1]) == len(sizes[6]) == 2
+
+
+def test_nul_in_a_parameter_is_400_not_a_database_error(
+    client: TestClient, sides: tuple[Side, Side]
+) -> None:
+    a, _ = sides
+    a.rejector.reject(bad_json())
+    errors_url = f"/3.0/projects/{a.pid}/errors"
+    for name in ("q", "collection", "key_id"):
+        _refused(client.get(a.url, headers=a.headers, params={name: "a\x00b"}), name, "NUL")
+    for name in ("problem_id", "collection", "code"):
+        _refused(client.get(errors_url, headers=a.headers, params={name: "a\x00b"}), name)
+    body = {"filter": {"problem_id": "a\x00b"}, "dry_run": True}
+    _refused(client.post(f"{errors_url}/replay", headers=a.headers, json=body), "problem_id")
+    assert client.get(f"{a.url}/a%00b", headers=a.headers).status_code == 404
+    assert client.get(f"{errors_url}/a%00b", headers=a.headers).status_code == 404
+    assert client.get("/admin/problems/a%00b", headers=admin()).status_code == 404
