@@ -171,6 +171,8 @@ class ProblemKey(Base):
     """Which keys sent a problem's errors, and how many each."""
 
     __tablename__ = "problem_keys"
+    # The problems list filters by key (key_id IN ...): without it that scans the table.
+    __table_args__ = (Index("ix_problem_keys_key", "key_id"),)
 
     problem_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)

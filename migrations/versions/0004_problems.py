@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_problem_keys_key", "problem_keys", ["key_id"])
     with op.batch_alter_table("ingest_errors") as batch:
         batch.add_column(sa.Column("problem_id", sa.String(32)))
     op.create_index("ix_errors_problem_created", "ingest_errors", ["problem_id", "created_at"])
@@ -83,6 +84,7 @@ def downgrade() -> None:
     op.drop_index("ix_errors_problem_created", table_name="ingest_errors")
     with op.batch_alter_table("ingest_errors") as batch:
         batch.drop_column("problem_id")
+    op.drop_index("ix_problem_keys_key", table_name="problem_keys")
     op.drop_table("problem_keys")
     op.drop_table("problem_hours")
     op.drop_index("ix_problems_project_count", table_name="problems")
