@@ -172,11 +172,11 @@ def record_hits(
         if tally is None:
             tally = tallies[pid] = _Tally(hit)
         tally.add(hit)
-    _keep_within_limit(conn, tallies, max_problems, out)
+    known = _keep_within_limit(conn, tallies, max_problems, out)
     # Every writer locks problem rows (and their hour and key rows) in id order: two batches
     # meeting the same problems in different orders would otherwise deadlock on PostgreSQL.
     tallies = dict(sorted(tallies.items()))
-    created = _insert_new(conn, tallies, now)
+    created = _insert_new(conn, tallies, now, known)
     existing = [pid for pid in tallies if pid not in created]
     if existing:
         conn.execute(_BUMP, [_bump_params(pid, tallies[pid], now) for pid in existing])
@@ -237,7 +237,8 @@ def record_hits(
 
 def _keep_within_limit(
     conn: Connection, tallies: dict[str, _Tally], max_problems: int, out: Recorded
-) -> None:
+) -> set[str]:
+    """Spills what is over the limit into overflow problems; returns the ids already stored."""
     known: set[str] = set()
     for chunk in _chunks(list(tallies)):
         known.update(conn.scalars(select(_p.id).where(_p.id.in_(chunk))))
@@ -268,12 +269,24 @@ def _keep_within_limit(
                 conn.execute(
                     update(IngestError).where(IngestError.id.in_(chunk)).values(problem_id=pid)
                 )
+    return known
 
 
-def _insert_new(conn: Connection, tallies: dict[str, _Tally], now: datetime) -> set[str]:
+def _insert_new(
+    conn: Connection, tallies: dict[str, _Tally], now: datetime, known: set[str]
+) -> set[str]:
+    """Inserts the problems not ``known`` to exist; returns those this call created.
+
+    Problems are never deleted, so a known one needs no insert: in steady state a batch
+    inserts nothing here (a many-row INSERT is compiled anew each time, and cost more than
+    the rest of the counting). Unknown ones still go through ON CONFLICT DO NOTHING, which
+    tells which of two racing writers created it.
+    """
     created: set[str] = set()
     values = []
     for pid, t in tallies.items():
+        if pid in known:
+            continue
         hit, sample = t.first, t.sample
         values.append(
             {
@@ -327,39 +340,50 @@ def _bump_params(pid: str, t: _Tally, now: datetime) -> dict:
     }
 
 
+# One statement object per dialect, run with many parameter sets: compiled once and cached by
+# SQLAlchemy, where a many-row VALUES statement is compiled again for every batch.
+_UPSERTS: dict[str, tuple] = {}
+
+
+def _upserts(conn: Connection) -> tuple:  # (hours upsert, keys upsert)
+    found = _UPSERTS.get(conn.dialect.name)
+    if found is None:
+        hours = _insert(conn, _hours)
+        hours = hours.on_conflict_do_update(
+            index_elements=["problem_id", "bucket"],
+            set_={"count": _hours.c.count + hours.excluded.count},
+        )
+        keys = _insert(conn, _keys)
+        keys = keys.on_conflict_do_update(
+            index_elements=["problem_id", "key_id"],
+            set_={
+                "count": _keys.c.count + keys.excluded.count,
+                "last_seen": case(
+                    (keys.excluded.last_seen > _keys.c.last_seen, keys.excluded.last_seen),
+                    else_=_keys.c.last_seen,
+                ),
+            },
+        )
+        found = _UPSERTS[conn.dialect.name] = (hours, keys)
+    return found
+
+
 def _count_hours_and_keys(conn: Connection, tallies: dict[str, _Tally]) -> None:
+    upsert_hours, upsert_keys = _upserts(conn)
     hours = [
         {"problem_id": pid, "bucket": bucket, "count": n}
         for pid, t in tallies.items()
         for bucket, n in sorted(t.hours.items())
     ]
-    for chunk in _chunks(hours):
-        stmt = _insert(conn, _hours).values(chunk)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["problem_id", "bucket"],
-                set_={"count": _hours.c.count + stmt.excluded.count},
-            )
-        )
+    if hours:
+        conn.execute(upsert_hours, hours)
     keys = [
         {"problem_id": pid, "key_id": key_id, "count": n, "last_seen": at}
         for pid, t in tallies.items()
         for key_id, (n, at) in sorted(t.keys.items())
     ]
-    for chunk in _chunks(keys):
-        stmt = _insert(conn, _keys).values(chunk)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["problem_id", "key_id"],
-                set_={
-                    "count": _keys.c.count + stmt.excluded.count,
-                    "last_seen": case(
-                        (stmt.excluded.last_seen > _keys.c.last_seen, stmt.excluded.last_seen),
-                        else_=_keys.c.last_seen,
-                    ),
-                },
-            )
-        )
+    if keys:
+        conn.execute(upsert_keys, keys)
 
 
 def _payload(row) -> dict:  # noqa: ANN001 - a problems row
