@@ -110,18 +110,28 @@ def _encode_cursor(sort: str, row: Problem) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A cursor is client input: only what a stored row can hold gets to the query (a count beyond
+# a 64-bit column cannot even be bound on SQLite; PostgreSQL cannot compare a string holding NUL).
+_COUNT_RANGE = range(-(2**63), 2**63)
+
+
 def _decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         given_sort, value, problem_id = orjson.loads(raw)
         if given_sort != sort:
             raise ValueError("another sort")
+        if type(problem_id) is not str or "\x00" in problem_id:
+            raise TypeError("the id is a string without NUL")
         if sort == "count":
-            if type(value) is not int:
-                raise TypeError("count is an integer")
-            return value, str(problem_id)
-        return datetime.fromisoformat(value).astimezone(UTC), str(problem_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+            if type(value) is not int or value not in _COUNT_RANGE:
+                raise TypeError("count is a 64-bit integer")
+            return value, problem_id
+        at = datetime.fromisoformat(value)
+        # Naive is UTC (not the server's zone); astimezone overflows for a time near the ends
+        # of the calendar in another offset.
+        return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)), problem_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise _bad("cursor is not one this API gave for this sort") from exc
 
 
@@ -323,7 +333,10 @@ def update_problem(
     ignoring = change.status == "ignored"
     if not ignoring and (change.ignore_until is not None or change.ignore_count is not None):
         raise _bad("ignore_until and ignore_count go only with status ignored")
-    until = parse_time(change.ignore_until, "ignore_until")
+    try:
+        until = parse_time(change.ignore_until, "ignore_until")
+    except OverflowError as exc:  # a time near the ends of the calendar, in another offset
+        raise _bad("ignore_until is out of range") from exc
     if until is not None and until <= now:
         raise _bad("ignore_until must be in the future")
     change_status(

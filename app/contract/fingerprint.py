@@ -30,6 +30,11 @@ _HEX = re.compile(r"[0-9a-fA-F]{12,}")
 # A ULID: 26 Crockford base-32 characters (no I, L, O, U), the first 0-7 (a 48-bit time).
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
+# The property step marks a path it cut at its cap (300 characters) with this.
+CUT_MARK = "…"
+_CUT_INDEX = re.compile(r"\[\d+…$")
+_HEX_START = re.compile(r"[0-9a-fA-F-]+")
+_TOKEN_START = re.compile(r"[A-Za-z0-9_-]+")
 # Locations are shown and stored; the detail's path is already capped at about 300.
 _LOCATION_CAP = 320
 _NAME_SHOWN = 64
@@ -88,6 +93,26 @@ def looks_like_id(segment: str) -> bool:
     return False
 
 
+def _could_be_id_start(text: str) -> bool:
+    """The start of a map key cut by the path cap that may be an id: digits, hex (or a UUID's
+    dashes) with a digit, or token characters of which a third are digits."""
+    if not text or not text.isascii():
+        return False
+    if text.isdigit() or (_HEX_START.fullmatch(text) and any(c.isdigit() for c in text)):
+        return True
+    return bool(_TOKEN_START.fullmatch(text)) and sum(c.isdigit() for c in text) * 3 >= len(text)
+
+
+def _collapse_cut_end(parts: list[str]) -> None:
+    """A path cut at its cap ends in part of a segment: an array position (``[12…``) or an
+    id-like map key (``5f1c9a…``) cut there would make one location per event."""
+    last = _CUT_INDEX.sub("[]" + CUT_MARK, parts[-1])
+    bare = last[: -len(CUT_MARK)]
+    if "[" not in bare and _could_be_id_start(bare):
+        last = "*" + CUT_MARK
+    parts[-1] = last
+
+
 def normalize_path(path: str) -> str:
     """``items[3].$price`` → ``items[].$price``; id-like map keys become ``*``."""
     text = _INDEX.sub("[]", path.replace("\x00", "\ufffd"))
@@ -96,6 +121,8 @@ def normalize_path(path: str) -> str:
         bare = segment.rstrip("[]")
         suffix = segment[len(bare) :]
         parts.append(("*" if looks_like_id(bare) else bare) + suffix)
+    if text.endswith(CUT_MARK):
+        _collapse_cut_end(parts)
     return ".".join(parts)[:_LOCATION_CAP]
 
 

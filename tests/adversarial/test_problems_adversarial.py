@@ -1,0 +1,259 @@
+"""Hostile and unusual input against the Problems feature (issue #12), on the real parts: the
+property step and the fingerprint, the worker's BatchWriter, the HTTP API's refusals and the
+problems routes, on SQLite and PostgreSQL.
+
+Each test pins a bug found by probing (now fixed, or marked xfail with what is left) or an
+invariant worth keeping: a project's problem counts sum to its error rows, each problem's count
+is its rows, and every answer to hostile input is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.api.app import create_app
+from app.contract.fingerprint import problem_of
+from app.ingest.steps.properties import check_properties
+from app.settings import Settings
+from app.store.db import engine_for, session_scope
+from app.store.models import IngestError, Problem
+from app.store.projects import create_project
+from tests.api.problem_support import Rejector, dollar_name
+
+ADMIN_TOKEN = "adversarial-admin-token-0123456789"
+UUIDS = (
+    "5f1c9a0e2b7d4c3a9e8f7a6b5c4d3e2f",
+    "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    "9e8d7c6b5a4f30291817a6b5c4d3e2f1",
+)
+
+
+def rule(project_id: str, collection: str, code: str, location: str) -> str:
+    """The documented fingerprint: sha256 of the four fields joined by U+001F, 32 hex digits."""
+    joined = "\x1f".join((project_id, collection, code, location))
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def cursor_of(value: object) -> str:
+    """A cursor as the API encodes one (urlsafe base64 of JSON, no padding), of any JSON."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprint: a path the property step cut at its cap
+
+
+def _rejection_of(event: dict) -> tuple[str, str]:
+    rejection = check_properties(event)
+    assert rejection is not None
+    key = problem_of("p" * 24, "c", rejection.code, rejection.detail)
+    return key.problem_id, key.location
+
+
+def test_a_path_cut_inside_an_id_like_map_key_is_one_problem() -> None:
+    # The property step caps a path at 300 characters and marks the cut with "…". Cut inside a
+    # map key that is an id (one per user), the partial id stayed in the location: one problem
+    # per event instead of one.
+    found = {_rejection_of({"a" * 200: {"b" * 80: {uid: {"$x": 1}}}}) for uid in UUIDS}
+    assert len(found) == 1, found
+    [(_, location)] = found
+    assert location == "a" * 200 + "." + "b" * 80 + ".*…"
+
+
+def test_a_path_cut_inside_an_array_index_is_one_problem() -> None:
+    found = {_rejection_of({"a" * 250: {"b" * 44: [0] * n + [{"$x": 1}]}}) for n in (12345, 67890)}
+    assert len(found) == 1, found
+    [(_, location)] = found
+    assert location == "a" * 250 + "." + "b" * 44 + "[]…"
+
+
+def test_a_cut_name_that_is_no_id_keeps_its_text() -> None:
+    # What the rule kept before stays: only id-like partial keys collapse.
+    _, location = _rejection_of({"a" * 200: {"b" * 80: {"shipping_address_line": {"$x": 1}}}})
+    assert location == "a" * 200 + "." + "b" * 80 + ".shipping_address_l…"
+
+
+# ---------------------------------------------------------------------------------------------
+# The problems API on both databases
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        database_url=db_url,
+        admin_token=ADMIN_TOKEN,
+        problems_max_per_project=3,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+    engine_for(settings.effective_database_url).dispose()
+
+
+@pytest.fixture
+def project(settings: Settings) -> dict[str, str]:
+    with session_scope(engine_for(settings.effective_database_url)) as session:
+        return create_project(session, "adversarial")
+
+
+@pytest.fixture
+def problem_url(db_url: str, project: dict[str, str]) -> str:
+    """The URL of one real problem (two $-name errors written by the worker's BatchWriter)."""
+    Rejector(db_url, project["project_id"]).reject(dollar_name("$a"), times=2)
+    problem_id = rule(project["project_id"], "purchases", "invalid_property_name", "items[].$a")
+    return f"/3.0/projects/{project['project_id']}/problems/{problem_id}"
+
+
+def _list(client: TestClient, project: dict[str, str], **params: object):  # noqa: ANN202
+    url = f"/3.0/projects/{project['project_id']}/problems"
+    return client.get(url, headers={"Authorization": project["master_key"]}, params=params)
+
+
+@pytest.mark.parametrize(
+    ("sort", "cursor"),
+    [
+        # A date that exists but not in UTC: astimezone overflowed (500).
+        ("last_seen", ["last_seen", "0001-01-01T00:00:00+14:00", "x"]),
+        ("first_seen", ["first_seen", "9999-12-31T23:59:59-14:00", "x"]),
+        # A count no column holds: SQLite's driver cannot bind it (500).
+        ("count", ["count", 2**64 - 1, "x"]),
+        # An id with NUL: PostgreSQL cannot compare it (500).
+        ("count", ["count", 5, "a\u0000b"]),
+        ("last_seen", ["last_seen", "2030-01-01T00:00:00Z", "a\u0000b"]),
+        # Not an id at all.
+        ("count", ["count", 5, ["x"]]),
+        ("count", ["count", 5, None]),
+    ],
+)
+def test_a_forged_cursor_is_a_400(
+    client: TestClient, project: dict[str, str], problem_url: str, sort: str, cursor: list
+) -> None:
+    r = _list(client, project, sort=sort, cursor=cursor_of(cursor))
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "error_code": "InvalidParameterError",
+        "message": "cursor is not one this API gave for this sort",
+    }
+
+
+@pytest.mark.parametrize(
+    "until", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00", "0001-01-01T00:00:00"]
+)
+def test_an_ignore_until_out_of_range_is_a_400(
+    client: TestClient, project: dict[str, str], problem_url: str, until: str
+) -> None:
+    headers = {"Authorization": project["master_key"]}
+    r = client.patch(
+        problem_url, headers=headers, json={"status": "ignored", "ignore_until": until}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "InvalidParameterError"
+    assert client.get(problem_url, headers=headers).json()["status"] == "open"
+
+
+def test_an_ignore_until_at_the_end_of_time_is_kept_and_shown(
+    client: TestClient, project: dict[str, str], problem_url: str
+) -> None:
+    headers = {"Authorization": project["master_key"]}
+    body = {"status": "ignored", "ignore_until": "9999-12-31T23:59:59.999999Z"}
+    r = client.patch(problem_url, headers=headers, json=body)
+    assert r.status_code == 200, r.text
+    for shown in (r.json(), client.get(problem_url, headers=headers).json()):
+        assert shown["status"] == "ignored"
+        assert shown["ignore_until"] == "9999-12-31T23:59:59.999Z"
+    listed = _list(client, project).json()["problems"]
+    assert [p["ignore_until"] for p in listed] == ["9999-12-31T23:59:59.999Z"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts stay exact: HTTP refusals with hostile collection names, over the problem limit
+
+
+def _counts_match_rows(db_url: str, project_id: str) -> dict[str, int]:
+    """Asserts the invariants; returns the rows per problem."""
+    engine = engine_for(db_url)
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                select(IngestError.problem_id, func.count())
+                .where(IngestError.project_id == project_id)
+                .group_by(IngestError.problem_id)
+            ).all()
+        )
+        counts = dict(
+            conn.execute(
+                select(Problem.id, Problem.count).where(Problem.project_id == project_id)
+            ).all()
+        )
+    assert rows == counts
+    return rows
+
+
+HOSTILE_COLLECTIONS = [
+    "purchases",
+    "signups",
+    "a" * 64,
+    "é" * 300,  # over the cap, multibyte: capped as stored
+    "ü" * 301,
+    "a\u202eb",  # bidi
+    "a\x1fb",  # the fingerprint's separator
+    "*",
+    "5f1c9a0e2b7d4c3a9e8f7a6b5c4d3e2f",
+    "a[",
+    "[]",
+    "a[99999999999999999999]",
+    "x" * 65,
+    "orders-DLQ",
+]
+
+
+def test_http_refusals_with_hostile_names_count_exactly(
+    client: TestClient, project: dict[str, str], db_url: str
+) -> None:
+    pid = project["project_id"]
+    headers = {"Authorization": project["write_key"], "Content-Type": "application/json"}
+    bodies = [b"{bad", b"[1]", b"\xff\xfe", b'"x"']
+    sent = 0
+    for collection in HOSTILE_COLLECTIONS:
+        for body in bodies:
+            url = f"/3.0/projects/{pid}/events/{quote(collection, safe='')}"
+            r = client.post(url, headers=headers, content=body)
+            assert r.status_code == 400, (collection, r.text)
+            sent += 1
+    batch = {c: [1, "x", [], None] for c in HOSTILE_COLLECTIONS}
+    r = client.post(f"/3.0/projects/{pid}/events", headers=headers, content=json.dumps(batch))
+    assert r.status_code == 200, r.text
+    sent += 4 * len(HOSTILE_COLLECTIONS)
+    rows = _counts_match_rows(db_url, pid)
+    assert sum(rows.values()) == sent
+    # The limit (3) plus at most one overflow problem per code.
+    with engine_for(db_url).connect() as conn:
+        stored = conn.execute(
+            select(
+                IngestError.problem_id, IngestError.collection, IngestError.code, IngestError.detail
+            ).where(IngestError.project_id == pid)
+        ).all()
+    codes = {code for _, _, code, _ in stored}
+    assert len(rows) <= 3 + len(codes)
+    # The rule applied to the stored row gives the row's problem (or its code's overflow one).
+    for problem_id, collection, code, detail in stored:
+        again = problem_of(pid, collection, code, detail if isinstance(detail, dict) else {})
+        overflow = "\x1f".join((pid, "", code, "(other locations)", "overflow"))
+        assert problem_id in (
+            again.problem_id,
+            hashlib.sha256(overflow.encode()).hexdigest()[:32],
+        ), (collection, code)
