@@ -179,7 +179,7 @@ class BatchWriter:
         notes = []
         for d in kept:
             problem_id = recorded.problem_id(d.error_id, d.problem.problem_id)
-            if problem_id in recorded.ignored:
+            if recorded.mutes(d.error_id):
                 continue  # muted: the problem is ignored
             payload = d.notification()
             payload["problem_id"] = problem_id

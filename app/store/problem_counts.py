@@ -31,6 +31,8 @@ from app.store.models import IngestError, Problem, ProblemHour, ProblemKey
 
 PROBLEM_CREATED = "problem.created"
 PROBLEM_REGRESSED = "problem.regressed"
+# The first key of the PostgreSQL advisory lock that serialises new problems per project.
+_LIMIT_LOCK = 0x1D12
 _CHUNK = 500
 _problems = Problem.__table__
 _hours = ProblemHour.__table__
@@ -57,11 +59,18 @@ class Recorded:
     notifications: list[tuple[str, str, dict]] = field(default_factory=list)
     # Problems muted by an ignore: their errors send no ingest.failed either.
     ignored: set[str] = field(default_factory=set)
+    # The errors stored ``ignored`` (those of ``ignored`` problems, and of a problem whose
+    # ignore by count ended within the batch, the ones still within that count).
+    muted: set[str] = field(default_factory=set)
     # error_id -> the overflow problem it was counted in (its project is at its problem limit).
     remapped: dict[str, str] = field(default_factory=dict)
 
     def problem_id(self, error_id: str, fingerprinted: str) -> str:
         return self.remapped.get(error_id, fingerprinted)
+
+    def mutes(self, error_id: str) -> bool:
+        """The error was muted by an ignore: no ingest.failed for it."""
+        return error_id in self.muted
 
 
 @dataclass
@@ -193,15 +202,19 @@ def record_hits(
             regressed.append((pid, "resolved"))
         elif row.status == "ignored":
             until = _utc(row.ignore_until)
+            hits = tallies[pid].hits
             # ignore_until_count is the count at which the ignore has had all its errors:
-            # reaching it is still muted, the first error beyond it regresses.
-            ended = (until is not None and until <= now) or (
-                row.ignore_until_count is not None and row.count > row.ignore_until_count
-            )
-            if ended:
+            # reaching it is still muted, the first error beyond it regresses. The batch's
+            # errors up to it are muted even when the same batch goes beyond it.
+            if until is not None and until <= now:
+                regressed.append((pid, "ignored"))
+            elif row.ignore_until_count is not None and row.count > row.ignore_until_count:
+                still = max(0, row.ignore_until_count - (row.count - len(hits)))
+                out.muted.update(hit.error_id for hit in hits[:still])
                 regressed.append((pid, "ignored"))
             else:
                 out.ignored.add(pid)
+                out.muted.update(hit.error_id for hit in hits)
     if regressed:
         ids = [pid for pid, _ in regressed]
         conn.execute(
@@ -224,9 +237,8 @@ def record_hits(
                 "regressed_at": iso_ms(now),
             }
             out.notifications.append((row.project_id, PROBLEM_REGRESSED, payload))
-    if out.ignored:
-        muted = [hit.error_id for pid in out.ignored for hit in tallies[pid].hits]
-        for chunk in _chunks(muted):
+    if out.muted:
+        for chunk in _chunks(sorted(out.muted)):
             conn.execute(
                 update(IngestError)
                 .where(IngestError.id.in_(chunk), IngestError.status == "open")
@@ -246,6 +258,20 @@ def _keep_within_limit(
     for pid, t in tallies.items():
         if pid not in known:
             fresh.setdefault(t.first.project_id, []).append(pid)
+    if fresh and conn.dialect.name == "postgresql":
+        # Two writers adding problems to one project would each see the room left before
+        # either commits, and both fill it: one at a time per project (until commit). Taken
+        # in project order and before any problem row lock, so no two writers wait in a cycle.
+        for project_id in sorted(fresh):
+            conn.execute(select(func.pg_advisory_xact_lock(_LIMIT_LOCK, func.hashtext(project_id))))
+        # What a writer committed while this one waited is known now, not new.
+        unknown = [pid for pids in fresh.values() for pid in pids]
+        for chunk in _chunks(unknown):
+            known.update(conn.scalars(select(_p.id).where(_p.id.in_(chunk))))
+        fresh = {
+            project_id: [pid for pid in pids if pid not in known]
+            for project_id, pids in fresh.items()
+        }
     for project_id, pids in fresh.items():
         have = conn.scalar(select(func.count()).where(_p.project_id == project_id)) or 0
         room = max(0, max_problems - have)

@@ -12,22 +12,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
 from app.api.app import create_app
 from app.contract.fingerprint import problem_of
+from app.ingest.dlq import dead_letter
+from app.ingest.records import RawRecord
 from app.ingest.steps.properties import check_properties
 from app.settings import Settings
-from app.store.db import engine_for, session_scope
-from app.store.models import IngestError, Problem
+from app.store.db import engine_for, make_engine, session_scope
+from app.store.migrate import upgrade
+from app.store.models import IngestError, Notification, Problem
+from app.store.problem_counts import ProblemHit, hit_for, record_hits
+from app.store.problem_lifecycle import change_status
 from app.store.projects import create_project
 from tests.api.problem_support import Rejector, dollar_name
+from tests.conftest import fresh_postgres_database
+from tests.support.worker import wait_until
 
 ADMIN_TOKEN = "adversarial-admin-token-0123456789"
 UUIDS = (
@@ -257,3 +267,119 @@ def test_http_refusals_with_hostile_names_count_exactly(
             again.problem_id,
             hashlib.sha256(overflow.encode()).hexdigest()[:32],
         ), (collection, code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle through the worker's BatchWriter
+
+
+def _statuses(db_url: str, problem_id: str) -> list[str]:
+    with engine_for(db_url).connect() as conn:
+        return list(
+            conn.scalars(
+                select(IngestError.status)
+                .where(IngestError.problem_id == problem_id)
+                .order_by(IngestError.source_offset)
+            )
+        )
+
+
+def _failed_notes(db_url: str, project_id: str) -> list[str]:
+    """The error ids ingest.failed was told about."""
+    with engine_for(db_url).connect() as conn:
+        payloads = conn.scalars(
+            select(Notification.payload).where(
+                Notification.project_id == project_id, Notification.type == "ingest.failed"
+            )
+        ).all()
+    return [p["error_id"] for p in payloads]
+
+
+def test_an_ignore_for_n_errors_mutes_n_even_when_they_come_in_one_batch(
+    db_url: str, project: dict[str, str]
+) -> None:
+    # "ignored ... for a number of further errors; the first error after the ignore ends
+    # regresses it": the errors within the count are muted (stored ignored, no ingest.failed)
+    # whether they come one per batch or all in one.
+    pid = project["project_id"]
+    rejector = Rejector(db_url, pid)
+    first = rejector.reject(dollar_name("$a"))
+    problem_id = rule(pid, "purchases", "invalid_property_name", "items[].$a")
+    with Session(engine_for(db_url)) as session, session.begin():
+        change_status(
+            session, session.get(Problem, problem_id), "ignored", "ana", ignore_count=3
+        )
+    burst = rejector.reject(dollar_name("$a"), times=5)
+    with Session(engine_for(db_url)) as session:
+        found = session.get(Problem, problem_id)
+        assert (found.status, found.count) == ("regressed", 6)
+    assert _statuses(db_url, problem_id) == ["ignored"] * 4 + ["open"] * 2
+    assert _failed_notes(db_url, pid) == first + burst[3:]
+
+
+def _hits(project_id: str, names: list[str], offset: int) -> list[ProblemHit]:
+    letters = [
+        dead_letter(
+            RawRecord(f"in.{project_id}.purchases", 0, offset + i, None, None, b"{}", ()),
+            dollar_name(name),
+            datetime.now(UTC),
+        )
+        for i, name in enumerate(names)
+    ]
+    return [hit_for(d.problem, d.error_row(16, None)) for d in letters]
+
+
+def _waiting_on_a_lock(engine: Engine, backend_pid: int) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(
+                text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": backend_pid},
+            )
+        )
+
+
+def test_the_problem_limit_holds_for_two_writers_at_once(postgres_server: object) -> None:
+    # PostgreSQL only (SQLite serialises writers). Two batches of new problems of one project,
+    # counted at the same time: each saw the project's problems as committed before either, so
+    # both filled the room and the project had twice its limit.
+    db_url = fresh_postgres_database(postgres_server)
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    project_id = "ad" * 12
+    limit = 3
+    first = engine.connect()
+    first.begin()
+    record_hits(first, _hits(project_id, ["$a", "$b", "$c"], 0), datetime.now(UTC), limit)
+    second = engine.connect()
+    second_pid = second.connection.dbapi_connection.info.backend_pid
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def count_second() -> None:
+        try:
+            with second.begin():
+                hits = _hits(project_id, ["$d", "$e", "$f"], 100)
+                record_hits(second, hits, datetime.now(UTC), limit)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=count_second)
+    thread.start()
+    try:
+        # The second writer either finished or waits for the first: either way, commit it.
+        wait_until(lambda: done.is_set() or _waiting_on_a_lock(engine, second_pid), 30, "stuck")
+        first.commit()
+    finally:
+        thread.join(30)
+        first.close()
+        second.close()
+    assert failures == []
+    with Session(engine) as session:
+        stored = session.scalars(select(Problem.location).where(Problem.project_id == project_id))
+        locations = sorted(stored)
+    engine.dispose()
+    # The limit, plus the code's overflow problem for the second writer's three.
+    assert locations == ["(other locations)", "items[].$a", "items[].$b", "items[].$c"]
