@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.docs_assets import install_docs
@@ -59,12 +59,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.producer = producer
     app.state.replay_limiter = ReplayLimiter(settings.replay_rate_per_second, settings.replay_burst)
 
+    from app.console.mount import console_error, install_console
+    from app.console.security import is_console
+
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if is_console(request.url.path):  # the console's pages answer with a page
+            return console_error(request, exc.status_code, exc.detail["message"])
         return JSONResponse(status_code=exc.status_code, content=exc.detail, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_console(request.url.path):
+            return console_error(request, exc.status_code, str(exc.detail))
         # Routing errors (unknown path, wrong method) in the one error shape too.
         code = {404: "ResourceNotFoundError", 405: "MethodNotAllowedError"}.get(
             exc.status_code, "HttpError"
@@ -76,19 +83,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         # Keen answers a bad request with 400, not FastAPI's 422.
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        if is_console(request.url.path):
+            return console_error(request, 400, message)
         return JSONResponse(
             status_code=400, content={"error_code": "InvalidParameterError", "message": message}
         )
 
     @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    async def _unhandled(request: Request, exc: Exception) -> Response:
         # A bug or an unexpected failure: still the one JSON error shape, never plain text.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if is_console(request.url.path):
+            return console_error(request, 500, "An internal error occurred; it has been logged.")
         return JSONResponse(
             status_code=500,
             content={
@@ -126,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(health.router)
     app.include_router(routes_webhooks.router)
+    # The error console (/console): server-rendered pages over the same view functions.
+    install_console(app, settings)
     _document_errors(app)
     return app
 

@@ -37,7 +37,21 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=9093, description="Port of the Kafka edge gateway (TLS).")
     admin_token: str | None = Field(
         default=None,
-        description="Bearer token for /admin/... (support staff); unset disables /admin.",
+        description="Bearer token for /admin/... and the error console's support-staff "
+        "sign-in; unset disables both.",
+    )
+    console_idle_minutes: float = Field(
+        default=30,
+        gt=0,
+        description="Minutes an error console session (/console) lasts without a request "
+        "before it must sign in again.",
+    )
+    console_login_failures_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Failed console sign-ins one client address may make per minute (per API "
+        "process); beyond it, sign-in answers 429 until the minute has passed. 0 means "
+        "unlimited.",
     )
     secret_key: str | None = Field(
         default=None,

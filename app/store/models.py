@@ -291,3 +291,27 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(300))
+
+
+class ConsoleSession(Base):
+    """A signed-in person of the error console (app/console/sessions.py).
+
+    ``id`` is the sha256 of the cookie's token, so the table alone signs no one in. A
+    customer's session names the master key it was opened with (revoking the key ends it);
+    a support-staff session keeps the digest of the admin token it was opened with
+    (changing the token ends it).
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # customer | staff
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    token_digest: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
