@@ -269,7 +269,19 @@ def no_nul(text: str | None) -> str | None:
 def json_no_nul(detail: dict) -> dict:
     """The same for a rejection's detail, which may quote client data (a key id, a name)."""
     raw = orjson.dumps(detail, default=str)
-    return orjson.loads(raw.replace(b"\\u0000", b"\\ufffd")) if b"\\u0000" in raw else detail
+    # The bytes only say "maybe": the text \u0000 (a backslash, then "u0000") encodes to them
+    # too, and must be stored as it was sent (the stored row fingerprints to its problem).
+    return _without_nul(orjson.loads(raw)) if b"\\u0000" in raw else detail
+
+
+def _without_nul(value: object) -> object:
+    if type(value) is str:
+        return value.replace("\x00", "\ufffd")
+    if type(value) is dict:
+        return {k.replace("\x00", "\ufffd"): _without_nul(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _headers_size(headers: list[tuple[str, bytes | None]]) -> int:

@@ -92,6 +92,22 @@ def test_a_cut_name_that_is_no_id_keeps_its_text() -> None:
     assert location == "a" * 200 + "." + "b" * 80 + ".shipping_address_l…"
 
 
+@pytest.mark.parametrize("name", ["$x\\u0000y", "$x\\\\u0000y", "$x\\\u0000y", "$x\u0000y"])
+def test_a_stored_detail_fingerprints_to_the_live_problem(name: str) -> None:
+    # The stored row must give the same problem as the live rejection (the migration and any
+    # later re-grouping apply the rule to stored rows). The text \u0000 in a name (a backslash,
+    # then "u0000") was stored as \ufffd: another location, another problem.
+    rejection = check_properties({"items": [{name: 1}]})
+    assert rejection is not None
+    record = RawRecord("in." + "p" * 24 + ".c", 0, 1, None, None, b"{}", ())
+    letter = dead_letter(record, rejection, datetime.now(UTC))
+    stored = json.loads(json.dumps(letter.error_row(16, None)["detail"]))
+    assert stored["path"] == "items[0]." + name.replace("\x00", "\ufffd")
+    again = problem_of("p" * 24, "c", rejection.code, stored)
+    assert again == letter.problem
+    assert again.location == "items[]." + name.replace("\x00", "\ufffd")
+
+
 # ---------------------------------------------------------------------------------------------
 # The problems API on both databases
 
@@ -306,9 +322,7 @@ def test_an_ignore_for_n_errors_mutes_n_even_when_they_come_in_one_batch(
     first = rejector.reject(dollar_name("$a"))
     problem_id = rule(pid, "purchases", "invalid_property_name", "items[].$a")
     with Session(engine_for(db_url)) as session, session.begin():
-        change_status(
-            session, session.get(Problem, problem_id), "ignored", "ana", ignore_count=3
-        )
+        change_status(session, session.get(Problem, problem_id), "ignored", "ana", ignore_count=3)
     burst = rejector.reject(dollar_name("$a"), times=5)
     with Session(engine_for(db_url)) as session:
         found = session.get(Problem, problem_id)
