@@ -119,8 +119,13 @@ def problem_set_status(
         return update_problem(session, problem, body, caller.actor)
 
 
+def _options(project: Project) -> dict[str, Any]:
+    # A JSON column: options of another type (an operator's edit) are none, not a 500.
+    return dict(project.options) if isinstance(project.options, dict) else {}
+
+
 def _settings_view(project: Project, default_hours: float) -> dict[str, Any]:
-    options = project.options or {}
+    options = _options(project)
     stored = options.get(QUIET_OPTION)
     # Only a number is a setting (the worker ignores anything else stored there too).
     number = isinstance(stored, int | float) and not isinstance(stored, bool)
@@ -159,7 +164,7 @@ def problem_settings_set(
 ) -> Any:
     with session.begin():
         project = project_or_404(session, caller.project_id)
-        options = dict(project.options or {})
+        options = _options(project)
         if body.resolve_after_quiet_hours is None:
             options.pop(QUIET_OPTION, None)
         else:

@@ -81,11 +81,12 @@ def change_status(
     return problem
 
 
-def quiet_hours(options: dict | None, default: float) -> float:
+def quiet_hours(options: object, default: float) -> float:
     """A project's quiet time before auto-resolve, in hours (0: never). A value that is not a
     number takes the default; a huge one is capped, so no project's option can make the time
     arithmetic overflow and stop the rule for every project."""
-    value = (options or {}).get(QUIET_OPTION)
+    # Options of another JSON type (an operator's edit) are no options, not an error.
+    value = options.get(QUIET_OPTION) if isinstance(options, dict) else None
     if value is None or type(value) is bool:
         return default
     try:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.api.app import create_app
@@ -31,9 +31,9 @@ from app.ingest.steps.properties import check_properties
 from app.settings import Settings
 from app.store.db import engine_for, make_engine, session_scope
 from app.store.migrate import upgrade
-from app.store.models import IngestError, Notification, Problem
+from app.store.models import IngestError, Notification, Problem, Project
 from app.store.problem_counts import ProblemHit, hit_for, record_hits
-from app.store.problem_lifecycle import change_status
+from app.store.problem_lifecycle import change_status, resolve_quiet_problems
 from app.store.projects import create_project
 from tests.api.problem_support import Rejector, dollar_name
 from tests.conftest import fresh_postgres_database
@@ -397,3 +397,39 @@ def test_the_problem_limit_holds_for_two_writers_at_once(postgres_server: object
     engine.dispose()
     # The limit, plus the code's overflow problem for the second writer's three.
     assert locations == ["(other locations)", "items[].$a", "items[].$b", "items[].$c"]
+
+
+@pytest.mark.parametrize("options", [["resolve_after_quiet_hours", 1], "24", True])
+def test_options_that_are_not_an_object_stop_no_rule(
+    client: TestClient, project: dict[str, str], db_url: str, options: object
+) -> None:
+    # Project.options is a JSON column: one project's options of another JSON type (an
+    # operator's edit, a later version) made the quiet-time rule raise for every project, and
+    # that project's problems settings answer 500.
+    quiet = {"resolve_after_quiet_hours": 1}
+    with session_scope(engine_for(db_url)) as session:
+        made = create_project(session, "odd options")
+        odd = made["project_id"]
+        session.flush()
+        session.execute(update(Project).where(Project.id == odd).values(options=options))
+        session.execute(
+            update(Project).where(Project.id == project["project_id"]).values(options=quiet)
+        )
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    Rejector(db_url, project["project_id"]).reject(dollar_name("$q"), at=long_ago)
+    Rejector(db_url, odd).reject(dollar_name("$q"), at=long_ago)
+    assert resolve_quiet_problems(engine_for(db_url), 0.0) == 1
+    with Session(engine_for(db_url)) as session:
+        statuses = dict(session.execute(select(Problem.project_id, Problem.status)).all())
+    assert statuses == {project["project_id"]: "resolved", odd: "open"}
+    settings_url = f"/3.0/projects/{odd}/settings/problems"
+    headers = {"Authorization": made["master_key"]}
+    r = client.get(settings_url, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "resolve_after_quiet_hours": None,
+        "effective_resolve_after_quiet_hours": 0.0,
+    }
+    r = client.patch(settings_url, headers=headers, json={"resolve_after_quiet_hours": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["resolve_after_quiet_hours"] == 2
