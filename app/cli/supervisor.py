@@ -91,6 +91,7 @@ def _urls(settings: Settings, bootstrap: str) -> list[str]:
     lines = [
         f"HTTP API     {api}",
         f"API docs     {api}/docs",
+        f"Console      {api}/console  (sign in with a project's master key or the admin token)",
         f"Kafka edge   {settings.gateway_host}:{settings.gateway_port}  (SASL_SSL/PLAIN; `inbound certs` prints client settings)",
     ]
     if settings.gateway_plain_port:

@@ -66,6 +66,7 @@ def test_up_fits_one_screen_until_ready(tmp_path: Path) -> None:
     # ... then the URLs, after all four.
     assert f"[inbound] HTTP API     http://127.0.0.1:{api_port}\n" in screen
     assert f"[inbound] API docs     http://127.0.0.1:{api_port}/docs\n" in screen
+    assert f"[inbound] Console      http://127.0.0.1:{api_port}/console  (" in screen
     assert f"[inbound] Kafka edge   127.0.0.1:{gateway_port} " in screen
     url_at = next(i for i, x in enumerate(first_screen) if "HTTP API" in x)
     assert all(
