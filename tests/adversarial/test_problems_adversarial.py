@@ -274,7 +274,18 @@ def test_http_refusals_with_hostile_names_count_exactly(
             ).where(IngestError.project_id == pid)
         ).all()
     codes = {code for _, _, code, _ in stored}
+    # Each ingest.failed names the problem its row was counted in (the overflow one if remapped).
+    with engine_for(db_url).connect() as conn:
+        noted = conn.scalars(
+            select(Notification.payload).where(Notification.type == "ingest.failed")
+        )
+        told = {p["error_id"]: p["problem_id"] for p in noted}
+        row_problems = dict(conn.execute(select(IngestError.id, IngestError.problem_id)).all())
+    assert told == row_problems
     assert len(rows) <= 3 + len(codes)
+    with engine_for(db_url).connect() as conn:
+        spilled = conn.scalars(select(Problem.location).where(Problem.project_id == pid)).all()
+    assert "(other locations)" in spilled  # the limit was reached: the remap is exercised
     # The rule applied to the stored row gives the row's problem (or its code's overflow one).
     for problem_id, collection, code, detail in stored:
         again = problem_of(pid, collection, code, detail if isinstance(detail, dict) else {})
