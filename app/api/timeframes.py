@@ -111,7 +111,10 @@ def parse_instant(value: object, tz: tzinfo, name: str) -> datetime:
         raise QueryError(f"timeframe {name} is not an ISO-8601 timestamp: {value!r}") from exc
     if at.tzinfo is None:
         at = at.replace(tzinfo=tz)
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise QueryError(f"timeframe {name} is outside the years 1 to 9999 in UTC") from exc
 
 
 def resolve_timeframe(

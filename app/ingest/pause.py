@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store.models import Notification, Project, StreamPause
+
+
+def _ratio(value: object) -> float | None:
+    """A project's breaker ratio; anything but a finite number means the worker's default (the
+    options are stored JSON, and a bad value must not stop the project's batches)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 class PauseStore:
@@ -21,12 +30,11 @@ class PauseStore:
             return
         with self._sessions() as session:
             found = {
-                p.id: p.options or {}
+                p.id: p.options if isinstance(p.options, dict) else {}
                 for p in session.scalars(select(Project).where(Project.id.in_(want)))
             }
         for pid in want:
-            value = found.get(pid, {}).get("dlq_pause_ratio")
-            self._ratios[pid] = float(value) if value is not None else None
+            self._ratios[pid] = _ratio(found.get(pid, {}).get("dlq_pause_ratio"))
 
     def ratio_for(self, project_id: str) -> float | None:
         """The project's own limit, or None for the worker's default."""
