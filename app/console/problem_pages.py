@@ -49,6 +49,11 @@ def _projects(db: Session) -> list[dict[str, str]]:
     return [{"id": pid, "name": name} for pid, name in rows]
 
 
+def _project_name(db: Session, project_id: str | None) -> str | None:
+    project = db.get(Project, project_id) if project_id and "\x00" not in project_id else None
+    return project.name if project is not None else None
+
+
 def _keys(db: Session, project_id: str) -> list[dict[str, str | None]]:
     rows = db.execute(
         select(ApiKey.id, ApiKey.name, ApiKey.kind)
@@ -107,6 +112,7 @@ def problems_page(
     return {
         "title": "Problems",
         "project_id": project_id,
+        "project_name": _project_name(db, project_id),
         "problems": rows,
         "filters": filters,
         "refused": refused,
@@ -131,10 +137,13 @@ def _query(params: dict[str, str]) -> str:
 def _hour_ticks(hourly: list[dict[str, Any]], slot: float) -> list[dict[str, Any]]:
     """A tick at each UTC midnight, labelled every other day (336 hours = 14 days)."""
     ticks = []
+    right = len(hourly) * slot
     for i, hour in enumerate(hourly):
         if hour["hour"][11:13] == "00":
-            day = hour["hour"][:10]
-            ticks.append({"x": round(i * slot, 2), "label": day[5:], "labelled": len(ticks) % 2})
+            x = round(i * slot, 2)
+            # Every other midnight labelled, none too close to the right edge to fit.
+            labelled = bool(len(ticks) % 2) and x + 40 < right
+            ticks.append({"x": x, "label": hour["hour"][5:10], "labelled": labelled})
     return ticks
 
 
@@ -148,7 +157,7 @@ def problem_page(
     view = problem_detail(db, problem, now)
     counts = [h["count"] for h in view["hourly"]]
     labels = [h["hour"][:13].replace("T", " ") + ":00 UTC" for h in view["hourly"]]
-    chart = bar_chart(counts, labels, width=672, height=120, gap=0.4)
+    chart = bar_chart(counts, labels, width=1008, height=120, gap=0.6)
     slot = chart.width / max(len(counts), 1)
     samples = [{**s, "url": error_url(s["project_id"], s["error_id"])} for s in view["samples"]]
     return {

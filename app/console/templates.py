@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -29,6 +30,16 @@ def when(value: str | datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def ticks(text: str | None) -> Markup:
+    """Our own advice text with its `backquoted` words as <code> (escaped like the rest)."""
+    parts = (text or "").split("`")
+    out = [
+        Markup("<code>") + visible(part) + Markup("</code>") if i % 2 else visible(part)
+        for i, part in enumerate(parts)
+    ]
+    return Markup("").join(out)
+
+
 def query(params: dict[str, Any]) -> str:
     """``?a=1&b=2`` of the non-empty ``params`` (empty string when none)."""
     kept = {k: v for k, v in params.items() if v not in (None, "")}
@@ -44,6 +55,7 @@ def _environment() -> Environment:
     )
     env.filters["visible"] = visible
     env.filters["when"] = when
+    env.filters["ticks"] = ticks
     env.globals["query"] = query
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     return env

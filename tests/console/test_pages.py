@@ -145,7 +145,7 @@ def test_problem_page_shows_advice_chart_keys_and_samples(
     headers = (("inbound.key_id", key_id.encode()),)
     ids = reject(_url(console_settings), pid, [Sent(DOLLAR, headers=headers)] * 2)
     problem_id = _problem_id(console_settings)
-    signed_in_token(client, a)
+    csrf = signed_in_token(client, a)
     page = client.get(f"/console/projects/{pid}/problems/{problem_id}").text
     assert 'id="problem-count">2<' in page
     # code_advice's text for the code, escaped.
@@ -157,6 +157,9 @@ def test_problem_page_shows_advice_chart_keys_and_samples(
         assert f'href="/console/projects/{pid}/errors/{error_id}"' in page
     for action in ('id="resolve"', 'id="ignore"', 'id="replay-dry-run"'):
         assert action in page
+    # Every form of the page carries this session's CSRF token.
+    tokens = re.findall(r'name="csrf_token" value="([^"]*)"', page)
+    assert len(tokens) == 4 and set(tokens) == {csrf}
 
 
 def test_resolve_ignore_reopen_need_csrf_and_are_audited(

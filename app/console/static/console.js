@@ -2,6 +2,7 @@
 // Content-Security-Policy allows no inline script). Everything works without it.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  document.documentElement.classList.add("js");
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
     button.addEventListener("click", function () {
       var source = document.getElementById(button.getAttribute("data-copy"));
