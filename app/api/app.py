@@ -59,8 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.producer = producer
     app.state.replay_limiter = ReplayLimiter(settings.replay_rate_per_second, settings.replay_burst)
 
-    from app.console.mount import console_error, install_console
-    from app.console.security import is_console
+    from app.api.console.mount import console_error, install_console
+    from app.api.console.security import is_console
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:

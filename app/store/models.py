@@ -294,7 +294,7 @@ class AuditEntry(Base):
 
 
 class ConsoleSession(Base):
-    """A signed-in person of the error console (app/console/sessions.py).
+    """A signed-in person of the error console (app/api/console/sessions.py).
 
     ``id`` is the sha256 of the cookie's token, so the table alone signs no one in. A
     customer's session names the master key it was opened with (revoking the key ends it);

@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-04
 
-The console (app/console) exchanges a master key or the admin token for a session id kept
+The console (app/api/console) exchanges a master key or the admin token for a session id kept
 in a cookie; the row is keyed by the id's sha256 and holds the CSRF token and the time of
 the last request (the idle timeout). In the database, not in memory, so any API process
 serves any session.

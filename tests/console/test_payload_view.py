@@ -1,4 +1,4 @@
-"""Attacker-controlled text as HTML (app/console/payload_view.py): escaped, hidden and bidi
+"""Attacker-controlled text as HTML (app/api/console/payload_view.py): escaped, hidden and bidi
 characters drawn as escapes, the worker's property path marked, hex lines."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from app.console.charts import bar_chart
-from app.console.payload_view import hex_lines, pretty_json, text_with_mark, visible
+from app.api.console.charts import bar_chart
+from app.api.console.payload_view import hex_lines, pretty_json, text_with_mark, visible
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '"><img src=x onerror="window.__pwned=1">'

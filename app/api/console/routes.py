@@ -13,16 +13,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.audit import record_audit
-from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
-from app.api.problem_views import find_problem, update_problem
-from app.api.problems import ApiError
-from app.api.replay_service import RateLimited, replay_errors
-from app.api.schemas.problems import ProblemStatusChange
-from app.api.schemas.replay import ReplayFilter, ReplayRequest
-from app.console.error_page import error_page
-from app.console.forms import read_form
-from app.console.problem_pages import problem_page, problem_url, problems_page, problems_url
-from app.console.security import (
+from app.api.console.error_page import error_page
+from app.api.console.forms import read_form
+from app.api.console.problem_pages import problem_page, problem_url, problems_page, problems_url
+from app.api.console.security import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -31,7 +25,7 @@ from app.console.security import (
     set_cookie,
     tokens_match,
 )
-from app.console.sessions import (
+from app.api.console.sessions import (
     CUSTOMER,
     STAFF,
     ConsoleUser,
@@ -43,7 +37,13 @@ from app.console.sessions import (
     staff_actor,
     staff_token_ok,
 )
-from app.console.templates import render
+from app.api.console.templates import render
+from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
+from app.api.problem_views import find_problem, update_problem
+from app.api.problems import ApiError
+from app.api.replay_service import RateLimited, replay_errors
+from app.api.schemas.problems import ProblemStatusChange
+from app.api.schemas.replay import ReplayFilter, ReplayRequest
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 # Replayed per confirm click at most (the replay API's own per-call maximum).
@@ -270,7 +270,7 @@ def all_problems(request: Request, db: SessionDep, user: UserDep) -> Response:
     picked = request.query_params.get("project", "")
     if picked:
         rest = {k: v for k, v in request.query_params.items() if k != "project"}
-        from app.console.templates import query
+        from app.api.console.templates import query
 
         return RedirectResponse(problems_url(picked) + query(rest), status_code=303)
     context = problems_page(db, user, None, dict(request.query_params))

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api.console.charts import bar_chart
+from app.api.console.sessions import ConsoleUser
 from app.api.problem_views import find_problem, problem_detail, search_problems
 from app.api.problems import ApiError
-from app.console.charts import bar_chart
-from app.console.sessions import ConsoleUser
 from app.contract.errors import ERROR_CODES
 from app.store.models import ApiKey, Project
 from app.store.problem_lifecycle import STATUSES
@@ -129,7 +129,7 @@ def problems_page(
 
 
 def _query(params: dict[str, str]) -> str:
-    from app.console.templates import query
+    from app.api.console.templates import query
 
     return query({k: v for k, v in params.items() if not (k == "sort" and v == "last_seen")})
 

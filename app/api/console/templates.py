@@ -12,8 +12,8 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from app.console.payload_view import visible
-from app.console.security import CSRF_FIELD, add_security_headers
+from app.api.console.payload_view import visible
+from app.api.console.security import CSRF_FIELD, add_security_headers
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -13,17 +13,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.api.error_views import audit_payload_read, decode_headers, detail_view, find_error
-from app.api.problems import ApiError
-from app.console.payload_view import (
+from app.api.console.payload_view import (
     HEX_SHOWN,
     bytes_text,
     hex_lines,
     pretty_json,
     text_with_mark,
 )
-from app.console.problem_pages import problem_url
-from app.console.sessions import ConsoleUser
+from app.api.console.problem_pages import problem_url
+from app.api.console.sessions import ConsoleUser
+from app.api.error_views import audit_payload_read, decode_headers, detail_view, find_error
+from app.api.problems import ApiError
 from app.settings import Settings
 
 

@@ -9,9 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console.routes import CsrfRefused, SignInRequired, router
-from app.console.security import add_security_headers, is_console
-from app.console.templates import message_page, query
+from app.api.console.routes import CsrfRefused, SignInRequired, router
+from app.api.console.security import add_security_headers, is_console
+from app.api.console.templates import message_page, query
 from app.gateway.ratelimit import AuthFailures
 from app.settings import Settings
 
