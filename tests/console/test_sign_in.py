@@ -18,6 +18,10 @@ from app.store.db import engine_for, session_scope
 from app.store.models import ApiKey, AuditEntry, ConsoleSession
 from tests.console.conftest import ADMIN_TOKEN, form_token, sign_in, signed_in_token
 
+# Tests of what the app does before or without the database's part in it run on SQLite only
+# (the fixture db_url, parametrized indirectly); sessions themselves run on both.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
 CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -39,6 +43,7 @@ def _sessions(settings: Settings) -> list[ConsoleSession]:
         return list(rows)
 
 
+@sqlite_only
 def test_login_page_has_labelled_fields_and_the_headers(client: TestClient) -> None:
     page = client.get("/console/login")
     assert page.status_code == 200
@@ -54,6 +59,7 @@ def test_login_page_has_labelled_fields_and_the_headers(client: TestClient) -> N
     ]
 
 
+@sqlite_only
 def test_every_console_response_has_the_headers(client: TestClient, projects) -> None:  # noqa: ANN001
     a, _ = projects
     for path in ("/console", "/console/problems", "/console/static/console.css", "/console/nope"):
@@ -100,6 +106,7 @@ def test_customer_signs_in_with_the_master_key(
     assert actions == ["console.sign_in"]
 
 
+@sqlite_only
 def test_session_cookie_is_secure_over_https(console_settings: Settings, projects) -> None:  # noqa: ANN001
     a, _ = projects
     with TestClient(create_app(console_settings), base_url="https://testserver") as c:
@@ -110,6 +117,7 @@ def test_session_cookie_is_secure_over_https(console_settings: Settings, project
     assert "secure" in {p.strip().lower() for p in cookie.split(";")[1:]}
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     "fields",
     [
@@ -139,12 +147,14 @@ def test_wrong_customer_secret_shows_the_form_again(
     )
 
 
+@sqlite_only
 def test_a_write_key_is_not_a_master_key(client: TestClient, projects) -> None:  # noqa: ANN001
     a, _ = projects
     answer = sign_in(client, a, master_key=a["write_key"])
     assert answer.status_code == 401
 
 
+@sqlite_only
 def test_failed_sign_ins_are_rate_limited_per_address(client: TestClient, projects) -> None:  # noqa: ANN001
     a, _ = projects
     for _ in range(3):  # console_login_failures_per_minute=3 in these tests
@@ -154,6 +164,7 @@ def test_failed_sign_ins_are_rate_limited_per_address(client: TestClient, projec
     assert "Too many failed sign-ins" in limited.text
 
 
+@sqlite_only
 def test_csrf_less_sign_in_is_refused(client: TestClient, projects) -> None:  # noqa: ANN001
     a, _ = projects
     client.get("/console/login")
@@ -252,6 +263,7 @@ def test_sign_out_needs_csrf_and_ends_the_session(
     assert client.get("/console", follow_redirects=False).headers["location"] == "/console/login"
 
 
+@sqlite_only
 def test_next_is_kept_through_sign_in_and_only_within_the_console(
     client: TestClient,
     projects,  # noqa: ANN001
@@ -267,6 +279,7 @@ def test_next_is_kept_through_sign_in_and_only_within_the_console(
         assert sign_in(client, a, next=evil).headers["location"] == "/console"
 
 
+@sqlite_only
 def test_csrf_token_is_per_session(client: TestClient, projects) -> None:  # noqa: ANN001
     a, _ = projects
     first = signed_in_token(client, a)
