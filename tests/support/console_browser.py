@@ -46,6 +46,7 @@ def page_shot(driver: WebDriver, path: Path, width: int, height: int | None = No
             {"width": width, "height": h, "deviceScaleFactor": 1, "mobile": False},
         )
 
+    driver.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": True})
     viewport(height or 900)
     if height is None:
         full = driver.execute_script("return document.documentElement.scrollHeight")
@@ -53,4 +54,5 @@ def page_shot(driver: WebDriver, path: Path, width: int, height: int | None = No
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.execute_cdp_cmd("Emulation.setScrollbarsHidden", {"hidden": False})
     return path
