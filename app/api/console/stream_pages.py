@@ -88,7 +88,7 @@ def _collections(
     out = []
     for name in sorted(by_name):
         slots = by_name[name]
-        chart = stacked_chart(slots, labels, PARTS, width=720, height=120)
+        chart = stacked_chart(slots, labels, PARTS, width=720, height=90)
         totals = {f: sum(s[f] for s in slots) for f in FIGURES}
         out.append(
             {
@@ -110,7 +110,7 @@ def _ticks(starts: list[datetime], window: Window, width: int) -> list[dict[str,
     slot = width / max(len(starts), 1)
     every = 6 if window.per == "hour" else 1
     return [
-        {"x": round(i * slot + slot / 2, 2), "label": _tick_label(s, window.per)}
+        {"x": round(i * slot + 1, 2), "label": _tick_label(s, window.per)}
         for i, s in enumerate(starts)
         if i % every == 0
     ]
