@@ -1,7 +1,7 @@
 """The README's console screenshots, made again: docs/screenshots/console-{problems,problem,
 error}.png at 1280x800.
 
-    .venv/bin/python -m tools.console_screenshots [--out docs/screenshots]
+    .venv/bin/python -m tools.console_screenshots [--out docs/screenshots] [--dark]
 
 Needs Debian's `chromium` and `chromium-driver` and the dev extra (selenium). A fresh SQLite
 database in a temp dir gets one demo project whose rejections are decided by the worker's own
@@ -130,11 +130,17 @@ def load_demo(url: str, now: datetime, seed: int = 13) -> dict[str, str]:
         engine.dispose()
 
 
-def take(base_url: str, project: dict[str, str], out: Path) -> list[Path]:
+def take(base_url: str, project: dict[str, str], out: Path, dark: bool = False) -> list[Path]:
     from selenium.webdriver.common.by import By
 
     shots = []
     with offline_chromium(WIDTH, HEIGHT) as driver:
+        if dark:
+            # The console follows prefers-color-scheme; the headless browser reports light.
+            driver.execute_cdp_cmd(
+                "Emulation.setEmulatedMedia",
+                {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+            )
         sign_in_customer(driver, base_url, project["project_id"], project["master_key"])
         shots.append(page_shot(driver, out / "console-problems.png", WIDTH, HEIGHT))
         go(driver, driver.find_element(By.PARTIAL_LINK_TEXT, "$price"))
@@ -147,6 +153,7 @@ def take(base_url: str, project: dict[str, str], out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    p.add_argument("--dark", action="store_true", help="the dark colour scheme")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="inbound-console-shots-"))
     try:
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         project = load_demo(url, datetime.now(UTC))
         api = ApiProcess(url, None, tmp / "api").start()
         try:
-            for path in take(api.url, project, args.out):
+            for path in take(api.url, project, args.out, args.dark):
                 print(f"{path} {path.stat().st_size / 1024:.0f} KiB")
         finally:
             api.stop()
