@@ -118,10 +118,14 @@ def array_index(
             return len(array)
         raise Failed(f"path {where} names the end of an array ('-'), where no element is")
     if not _ARRAY_INDEX.fullmatch(part):
-        raise Failed(f"path {where} does not exist: {part!r} is not an array index")
-    index = int(part)
+        raise Failed(f"path {where} does not exist: {part[:40]!r} is not an array index")
+    # Compared as text first: int() refuses strings of more than 4300 digits.
+    index = int(part) if len(part) <= 18 else len(array) + 1
     if index > len(array) or (index == len(array) and not allow_end):
-        raise Failed(f"path {where} does not exist: the array has {len(array)} elements")
+        size = len(array)
+        raise Failed(
+            f"path {where} does not exist: the array has {size} element{'' if size == 1 else 's'}"
+        )
     return index
 
 

@@ -137,6 +137,9 @@ def apply_plan(plan: FixPlan, payload: bytes) -> bytes | ApplyFailure:
             return ApplyFailure(index, failure.reason)
         except RecursionError:
             return ApplyFailure(index, "the value nests too deeply for this operation")
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # Not expected from any payload; here because apply_plan must never raise.
+            return ApplyFailure(index, f"{plan.operations[index]['op']} failed: {str(exc)[:200]}")
     try:
         return orjson.dumps(doc)
     except orjson.JSONEncodeError:
