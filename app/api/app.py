@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         routes_admin,
         routes_errors,
+        routes_fixes,
         routes_keys,
         routes_problems,
         routes_queries,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_stream.router)
     app.include_router(routes_queries.router)
     app.include_router(routes_errors.router)
+    app.include_router(routes_fixes.router)
     app.include_router(routes_problems.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_admin.router)

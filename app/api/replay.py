@@ -6,7 +6,9 @@ of the DLQ copy stripped), plus
   cap, so a replay that fails again cannot loop;
 - ``inbound.replay.source``: "topic/partition/offset" of the original record, from which the
   worker derives the original keen.id, so a replayed event can never be stored twice;
-- ``inbound.replay.error_id``: the error row the outcome belongs to.
+- ``inbound.replay.error_id``: the error row the outcome belongs to;
+- ``inbound.fix.id``: only when a fix (app/fixes) replays its patched value instead of the
+  original bytes; everything else travels as in a plain replay.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from app.contract.topics import inbound_topic, parse_inbound, parse_record_sourc
 from app.store.models import IngestError
 
 # Headers Inbound itself wrote about the failure or an earlier replay: not part of the original.
-_STRIPPED_PREFIXES = ("inbound.error.", "inbound.original.", "inbound.replay.")
+# A fix's id is stripped too: a row a fixed replay left is replayed later as itself.
+_STRIPPED_PREFIXES = ("inbound.error.", "inbound.original.", "inbound.replay.", "inbound.fix.")
 _STRIPPED = {h.FAILED_AT}
 
 
@@ -39,6 +42,7 @@ class Prepared:
     key: bytes | None
     headers: list[tuple[str, bytes]]
     count: int
+    fix_id: str | None = None
 
 
 class Refusal(Exception):
@@ -89,15 +93,67 @@ async def fetch_dlq_record(
         await consumer.stop()
 
 
-async def prepare(row: IngestError, *, cap: int, bootstrap: str | None) -> Prepared:
+def replays_done(row: IngestError, stored_headers: list[tuple[str, bytes]]) -> int:
+    """How often this event has been replayed already (the row's count or the record's)."""
+    return max(row.replay_count or 0, _count_in(stored_headers))
+
+
+def stored_payload(row: IngestError) -> bytes:
+    """The complete original bytes as the error table holds them; Refusal when the table
+    keeps only a truncated copy or the copy does not match the original's digest."""
+    value = row.payload
+    if value is None or len(value) < row.payload_size:
+        raise Refusal("payload_unavailable")
+    if hashlib.sha256(value).hexdigest() != row.payload_sha256:
+        raise Refusal("payload_mismatch")
+    return value
+
+
+def replay_headers(
+    row: IngestError, headers: list[tuple[str, bytes]], count: int, fix_id: str | None = None
+) -> list[tuple[str, bytes]]:
+    """The headers a replay carries: the original's, minus what Inbound wrote about the
+    failure, plus the writing key, the replay count, the error row, the original source and
+    (for a fix) the fix's id."""
     stored_headers = decode_headers(row.headers)
-    done = max(row.replay_count or 0, _count_in(stored_headers))
+    kept = [
+        (name, v)
+        for name, v in headers
+        if not name.startswith(_STRIPPED_PREFIXES) and name not in _STRIPPED
+    ]
+    if row.key_id and not any(name == h.KEY_ID for name, _ in kept):
+        kept.append((h.KEY_ID, row.key_id.encode()))
+    kept.append((h.REPLAY_COUNT, str(count).encode()))
+    kept.append((h.REPLAY_ERROR_ID, row.id.encode()))
+    source = _original_source(row, stored_headers)
+    if source:
+        kept.append((h.REPLAY_SOURCE, source.encode()))
+    if fix_id is not None:
+        kept.append((h.FIX_ID, fix_id.encode()))
+    return kept
+
+
+async def prepare(
+    row: IngestError,
+    *,
+    cap: int,
+    bootstrap: str | None,
+    patched: bytes | None = None,
+    fix_id: str | None = None,
+) -> Prepared:
+    """What one replay of ``row`` produces. ``patched``: a fix's value to send instead of the
+    original bytes (the fix patched the complete stored copy, so nothing is fetched)."""
+    stored_headers = decode_headers(row.headers)
+    done = replays_done(row, stored_headers)
     if done >= cap:
         raise Refusal("replay_cap_reached")
     topic = target_topic(row)
-    value: bytes | None = row.payload
     key: bytes | None = row.record_key
     headers = stored_headers
+    if patched is not None:
+        sent = replay_headers(row, headers, done + 1, fix_id)
+        return Prepared(row.id, topic, patched, key, sent, done + 1, fix_id)
+    value: bytes | None = row.payload
     if value is None or len(value) < row.payload_size:
         # Over the table's cap: the DLQ copy holds the full original bytes.
         if not (bootstrap and row.dlq_topic and row.dlq_partition is not None):
@@ -110,19 +166,7 @@ async def prepare(row: IngestError, *, cap: int, bootstrap: str | None) -> Prepa
         value, key, headers = fetched
     if hashlib.sha256(value or b"").hexdigest() != row.payload_sha256:
         raise Refusal("payload_mismatch")
-    kept = [
-        (name, v)
-        for name, v in headers
-        if not name.startswith(_STRIPPED_PREFIXES) and name not in _STRIPPED
-    ]
-    if row.key_id and not any(name == h.KEY_ID for name, _ in kept):
-        kept.append((h.KEY_ID, row.key_id.encode()))
-    kept.append((h.REPLAY_COUNT, str(done + 1).encode()))
-    kept.append((h.REPLAY_ERROR_ID, row.id.encode()))
-    source = _original_source(row, stored_headers)
-    if source:
-        kept.append((h.REPLAY_SOURCE, source.encode()))
-    return Prepared(row.id, topic, value, key, kept, done + 1)
+    return Prepared(row.id, topic, value, key, replay_headers(row, headers, done + 1), done + 1)
 
 
 def _original_source(row: IngestError, stored_headers: list[tuple[str, bytes]]) -> str | None:
@@ -151,6 +195,8 @@ def mark_replayed(row: IngestError, prepared: Prepared, meta: Any, actor: str) -
         "offset": meta.offset,
         "replay_count": prepared.count,
     }
+    if prepared.fix_id is not None:
+        pending["fix_id"] = prepared.fix_id
     # The record is produced before this is written, so a fast worker may already have
     # reported the outcome of this very replay: keep its result rather than go back to pending.
     current = row.replay_outcome or {}

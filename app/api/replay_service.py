@@ -7,6 +7,7 @@ error row says afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -19,7 +20,7 @@ from app.api.metrics import REPLAYED
 from app.api.producer import KafkaProducerHolder
 from app.api.replay import Prepared, Refusal, mark_replayed, prepare
 from app.api.replay_limit import TokenBucket
-from app.api.schemas.replay import ReplayRequest
+from app.api.schemas.replay import ReplayFilter, ReplayRequest
 from app.api.time_params import parse_time
 from app.store.models import IngestError
 
@@ -34,10 +35,12 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def _where(request: ReplayRequest, project_id: str) -> list[ColumnElement]:
-    if request.error_id is not None:
-        return [IngestError.project_id == project_id, IngestError.id == request.error_id]
-    f = request.filter
+def target_where(
+    error_id: str | None, f: ReplayFilter | None, project_id: str
+) -> list[ColumnElement]:
+    """The errors one ``error_id`` or a filter names (shared by replay and fix)."""
+    if error_id is not None:
+        return [IngestError.project_id == project_id, IngestError.id == error_id]
     assert f is not None
     return error_filters(
         project_id=project_id,
@@ -50,7 +53,7 @@ def _where(request: ReplayRequest, project_id: str) -> list[ColumnElement]:
     )
 
 
-def _load(
+def load_errors(
     sessions: sessionmaker[Session], where: list[ColumnElement], limit: int
 ) -> tuple[int, list[IngestError]]:
     with sessions() as session:
@@ -66,6 +69,10 @@ def _load(
             .all()
         )
         return int(matched or 0), list(rows)
+
+
+def rate_limited(bucket: TokenBucket) -> RateLimited:
+    return RateLimited(max(1, int(bucket.wait_for_one() + 0.999)))
 
 
 def _record(
@@ -92,9 +99,10 @@ def _record(
         record_audit(session, actor, "error.replay", project_id=project_id, target=error_id)
 
 
-async def replay_errors(
-    request: ReplayRequest,
+async def produce_replays(
+    items: Sequence[tuple[IngestError, bytes | None]],
     *,
+    fix_id: str | None = None,
     project_id: str,
     actor: str,
     sessions: sessionmaker[Session],
@@ -102,29 +110,16 @@ async def replay_errors(
     bucket: TokenBucket,
     cap: int,
     bootstrap: str | None,
-) -> dict[str, Any]:
-    """The ReplayResult of one call; NoSuchError or RateLimited when nothing can be done."""
-    where = _where(request, project_id)
-    matched, rows = await run_in_threadpool(_load, sessions, where, request.limit)
-    if request.error_id is not None and not rows:
-        raise NoSuchError(request.error_id)
-    if request.dry_run:
-        return {
-            "dry_run": True,
-            "matched": matched,
-            "replayed": [],
-            "refused": [],
-            "remaining": matched,
-        }
-
-    allowed = bucket.available()
-    if allowed < 1:
-        raise RateLimited(max(1, int(bucket.wait_for_one() + 0.999)))
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Replay each (row, patched value or None for the original bytes), taking one token
+    each; what was produced and what was refused. The caller sized ``items`` to the bucket."""
     replayed: list[dict[str, Any]] = []
     refused: list[dict[str, str]] = []
-    for row in rows[:allowed]:
+    for row, patched in items:
         try:
-            prepared = await prepare(row, cap=cap, bootstrap=bootstrap)
+            prepared = await prepare(
+                row, cap=cap, bootstrap=bootstrap, patched=patched, fix_id=fix_id
+            )
         except Refusal as refusal:
             refused.append({"error_id": row.id, "reason": refusal.reason})
             REPLAYED.labels("refused").inc()
@@ -144,6 +139,47 @@ async def replay_errors(
                 "replay_count": prepared.count,
             }
         )
+    return replayed, refused
+
+
+async def replay_errors(
+    request: ReplayRequest,
+    *,
+    project_id: str,
+    actor: str,
+    sessions: sessionmaker[Session],
+    producer: KafkaProducerHolder,
+    bucket: TokenBucket,
+    cap: int,
+    bootstrap: str | None,
+) -> dict[str, Any]:
+    """The ReplayResult of one call; NoSuchError or RateLimited when nothing can be done."""
+    where = target_where(request.error_id, request.filter, project_id)
+    matched, rows = await run_in_threadpool(load_errors, sessions, where, request.limit)
+    if request.error_id is not None and not rows:
+        raise NoSuchError(request.error_id)
+    if request.dry_run:
+        return {
+            "dry_run": True,
+            "matched": matched,
+            "replayed": [],
+            "refused": [],
+            "remaining": matched,
+        }
+
+    allowed = bucket.available()
+    if allowed < 1:
+        raise rate_limited(bucket)
+    replayed, refused = await produce_replays(
+        [(row, None) for row in rows[:allowed]],
+        project_id=project_id,
+        actor=actor,
+        sessions=sessions,
+        producer=producer,
+        bucket=bucket,
+        cap=cap,
+        bootstrap=bootstrap,
+    )
     done = len(replayed) + len(refused)
     return {
         "dry_run": False,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.api.audit import audit_page, record_audit
 from app.api.auth import require_admin
-from app.api.deps import SessionDep
+from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
 from app.api.error_views import audit_payload_read, detail_view, find_error, search_errors
 from app.api.key_admin import list_keys, make_key, revoke_key
 from app.api.overview import project_overview
@@ -19,6 +19,7 @@ from app.api.problem_views import find_problem, problem_detail, search_problems,
 from app.api.problems import error_responses
 from app.api.project_views import project_or_404, project_view
 from app.api.reconciliation import reconcile
+from app.api.routes_fixes import FIX_DESCRIPTION, FIX_SUMMARY, LIST_SUMMARY, ONE_SUMMARY, fix_errors
 from app.api.routes_problems import (
     CODE_Q,
     COLLECTION_Q,
@@ -38,8 +39,10 @@ from app.api.schemas.admin import (
     ProjectView,
 )
 from app.api.schemas.errors import ErrorDetail, ErrorPage, Reconciliation
+from app.api.schemas.fixes import FixPage, FixRequest, FixResult, FixView
 from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
 from app.api.schemas.problems import ProblemDetail, ProblemItem, ProblemPage, ProblemStatusChange
+from app.fixes.views import find_fix, fix_view, list_fixes
 from app.store.models import Project
 from app.store.projects import create_project
 
@@ -158,6 +161,65 @@ def admin_problem_set_status(
     with session.begin():
         problem = find_problem(session, problem_id, None, lock=True)
         return update_problem(session, problem, body, actor)
+
+
+@router.post(
+    "/projects/{project_id}/errors/fix",
+    summary=FIX_SUMMARY + " (any project, audited)",
+    description=FIX_DESCRIPTION,
+    response_model=FixResult,
+    responses=error_responses(*ADMIN_ERRORS, 429),
+)
+async def admin_errors_fix(
+    project_id: str,
+    body: FixRequest,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    producer: ProducerDep,
+    limiter: ReplayLimiterDep,
+    actor: str = Depends(require_admin),
+) -> Any:
+    with sessions() as session:
+        project_or_404(session, project_id)
+    return await fix_errors(
+        body,
+        project_id=project_id,
+        actor=actor,
+        settings=settings,
+        sessions=sessions,
+        producer=producer,
+        limiter=limiter,
+    )
+
+
+@router.get(
+    "/fixes",
+    summary=LIST_SUMMARY + ", across projects",
+    description="`project_id` and `problem_id` narrow the list. Page with `cursor`.",
+    response_model=FixPage,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_fixes(
+    session: SessionDep,
+    project_id: str | None = Query(default=None),
+    problem_id: str | None = Query(default=None),
+    cursor: str | None = Query(default=None),
+    limit: int = Query(default=50, ge=1, le=500),
+    _actor: str = Depends(require_admin),
+) -> Any:
+    return list_fixes(
+        session, project_id=project_id, problem_id=problem_id, cursor=cursor, limit=limit
+    )
+
+
+@router.get(
+    "/fixes/{fix_id}",
+    summary=ONE_SUMMARY + " (any project)",
+    response_model=FixView,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_fix(session: SessionDep, fix_id: str, _actor: str = Depends(require_admin)) -> Any:
+    return fix_view(find_fix(session, fix_id, None))
 
 
 @router.post(

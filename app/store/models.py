@@ -315,3 +315,31 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Fix(Base):
+    """An applied fix (app/fixes): operations replayed onto rejected events' payloads.
+
+    Only applied fixes are stored; a preview stores nothing. ``target`` is what was asked for
+    ({"error_id": ...} or {"filter": {...}}); the counts are of the errors it examined.
+    Each replayed error's ``replay_outcome`` names the fix (``fix_id``).
+    """
+
+    __tablename__ = "fixes"
+    __table_args__ = (Index("ix_fixes_project_created", "project_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the fix_id
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    operations: Mapped[list] = mapped_column(JsonType)
+    target: Mapped[dict] = mapped_column(JsonType)
+    problem_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    examined: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)  # would be accepted
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # would still be rejected
+    failed: Mapped[int] = mapped_column(Integer, default=0)  # could not be patched
+    replayed: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)  # the replay refused (cap)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)  # left by the limit or rate
