@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -19,9 +20,12 @@ from app.store.db import engine_for, session_scope
 from app.store.projects import create_project
 from tests.api.conftest import ADMIN_TOKEN, insert_error
 from tests.api.problem_support import Rejector, dollar_name
+from tests.support import metrics
 from tests.support.ports import free_port
 
 METHODS = {"get", "post", "put", "patch", "delete"}
+# A fix that applies to the problem live_api stores (its events hold items[0].$price).
+RENAME = [{"op": "rename", "path": "/items/0/$price", "to": "price"}]
 
 
 def _operations() -> Iterator[tuple[str, str, dict]]:
@@ -56,8 +60,8 @@ def test_every_operation_has_summary_examples_and_errors() -> None:
 def live_api(
     sqlite_url: str, make_settings: Callable, kafka_bootstrap: str
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real uvicorn server on the app, with one project, one error row and one problem (of
-    two errors written by the worker's writer) in it."""
+    """A real uvicorn server on the app, with one project, one error row, one problem (of
+    two errors written by the worker's writer) and one applied fix of that problem in it."""
     settings_ = make_settings(sqlite_url, kafka_bootstrap=kafka_bootstrap, admin_token=ADMIN_TOKEN)
     with session_scope(engine_for(sqlite_url)) as s:
         project = create_project(s, "schemathesis")
@@ -73,12 +77,28 @@ def live_api(
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", project
+        project["fix_id"] = _apply_fix(base_url, project)
+        yield base_url, project
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         engine_for(sqlite_url).dispose()
+
+
+def _apply_fix(base_url: str, project: dict[str, str]) -> str:
+    import httpx
+
+    body = {"filter": {"problem_id": project["problem_id"]}, "operations": RENAME}
+    r = httpx.post(
+        f"{base_url}/3.0/projects/{project['project_id']}/errors/fix",
+        json={**body, "dry_run": False},
+        headers={"Authorization": project["master_key"]},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json()["replayed"] == 2, r.text
+    return r.json()["fix_id"]
 
 
 def _only_problem(url: str) -> str:
@@ -88,6 +108,31 @@ def _only_problem(url: str) -> str:
 
     with session_scope(engine_for(url)) as s:
         return s.scalars(select(Problem.id)).one()
+
+
+_fix_cases = itertools.count()
+FIX_ROUTES = (
+    "/3.0/projects/{project_id}/errors/fix",
+    "/3.0/projects/{project_id}/fixes",
+    "/3.0/projects/{project_id}/fixes/{fix_id}",
+    "/admin/projects/{project_id}/errors/fix",
+    "/admin/fixes",
+    "/admin/fixes/{fix_id}",
+)
+
+
+def _fix_200s(base_url: str) -> dict[str, float]:
+    """200s the server answered so far per fix route (the API's own request counter)."""
+    import httpx
+
+    found = metrics.samples(httpx.get(f"{base_url}/metrics", timeout=10).text)
+    return {
+        labels["route"]: n
+        for (name, pairs), n in found.items()
+        if name == "inbound_api_requests_total"
+        and (labels := dict(pairs))["status"] == "200"
+        and labels["route"] in FIX_ROUTES
+    }
 
 
 def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> None:
@@ -108,6 +153,13 @@ def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> N
     if case.path_parameters and "problem_id" in case.path_parameters:
         # The real problem, so the one-problem routes answer 200 (and are checked) too.
         case.path_parameters["problem_id"] = project["problem_id"]
+    if case.path_parameters and "fix_id" in case.path_parameters:
+        case.path_parameters["fix_id"] = project["fix_id"]
+    if case.path.endswith("/errors/fix") and next(_fix_cases) % 2:
+        # Every other generated fix gets operations that apply to the stored problem, so
+        # the preview's 200 (not only the 400s) is held to the schema.
+        filter_ = {"problem_id": project["problem_id"], "status": "open,replayed"}
+        case.body = {"filter": filter_, "operations": RENAME, "dry_run": True}
     case.call_and_validate(
         base_url=base_url,
         headers=headers,
@@ -124,6 +176,7 @@ def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> N
 def test_api_matches_its_schema(live_api: tuple[str, dict[str, str]]) -> None:
     """No 5xx and every response as documented, for generated requests to every operation."""
     base_url, project = live_api
+    answered_before = _fix_200s(base_url)
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures: list[str] = []
     operations = 0
@@ -147,3 +200,7 @@ def test_api_matches_its_schema(live_api: tuple[str, dict[str, str]]) -> None:
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert operations >= 30
     assert not failures, "\n\n".join(failures)
+    reached = {
+        route for route, n in _fix_200s(base_url).items() if n > answered_before.get(route, 0)
+    }
+    assert reached == set(FIX_ROUTES), f"fix routes answered 200: {sorted(reached)}"
