@@ -5,7 +5,10 @@ Expected outputs are written out as the exact bytes a replay would send.
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.fixes.operations import (
     ApplyFailure,
@@ -752,3 +755,76 @@ def test_operations_are_normalized() -> None:
         ["op", "from", "path"],
         ["op", "path", "to"],
     ]
+
+
+# -- never raises -----------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["12", "1.5", "TRUE", "2026-11-28T12:00:01Z", "1796040001", '{"a":1}', "-"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "0", "-", "user.name", "$p", "keen"]), children, max_size=3
+        )
+    ),
+    max_leaves=12,
+)
+_pointers = st.lists(
+    st.sampled_from(["a", "b", "0", "1", "-", "01", "user.name", "$p", "keen"]), max_size=3
+).map(lambda parts: "".join("/" + part for part in parts))
+_operations = st.one_of(
+    st.builds(
+        lambda op, p, v: {"op": op, "path": p, "value": v},
+        st.sampled_from(["add", "replace", "test"]),
+        _pointers,
+        _json_values,
+    ),
+    st.builds(lambda p: {"op": "remove", "path": p}, _pointers.filter(bool)),
+    st.builds(
+        lambda op, f, p: {"op": op, "from": f, "path": p},
+        st.sampled_from(["move", "copy"]),
+        _pointers,
+        _pointers,
+    ),
+    st.builds(
+        lambda p, to: {"op": "rename", "path": p, "to": to},
+        _pointers.filter(bool),
+        st.sampled_from(["a", "c", "b"]),
+    ),
+    st.builds(
+        lambda p, to: {"op": "cast", "path": p, "to": to},
+        _pointers.filter(bool),
+        st.sampled_from(["number", "string", "boolean"]),
+    ),
+    st.builds(lambda p: {"op": "parse_json", "path": p}, _pointers.filter(bool)),
+    st.builds(
+        lambda p, f: {"op": "set_timestamp", "from": p, "format": f},
+        _pointers.filter(bool),
+        st.sampled_from(["iso", "unix_s", "unix_ms"]),
+    ),
+    st.builds(lambda d: {"op": "drop_deeper_than", "depth": d}, st.integers(1, 4)),
+)
+_payloads = st.one_of(
+    _json_values.map(orjson.dumps),
+    st.binary(max_size=20),
+    st.integers(1, 1100).map(lambda depth: b"[" * depth + b"]" * depth),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=st.lists(_operations, min_size=1, max_size=4), payload=_payloads)
+def test_apply_plan_never_raises(operations: list, payload: bytes) -> None:
+    try:
+        plan = parse_operations(operations)
+    except OperationError:
+        return
+    result = apply_plan(plan, payload)
+    if isinstance(result, ApplyFailure):
+        assert 0 <= result.index < len(operations)
+        result.reason.encode("utf-8")
+    else:
+        orjson.loads(result)
