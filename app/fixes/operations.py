@@ -7,8 +7,7 @@ that did not apply. `apply_plan` never raises on a hostile payload: not JSON, no
 nested to orjson's limit, pointers to nowhere.
 
 JSON Patch operations (RFC 6902) go through `jsonpatch`, one operation at a time so a failure
-names its index; each is applied atomically so the failure is explained against the document
-as it stood before that operation. The named operations live in `named_operations`.
+names its index; it is explained against the document as it stood before that operation. The named operations live in `named_operations`.
 """
 
 from __future__ import annotations
@@ -240,7 +239,9 @@ class _PatchStep:
 
     def __call__(self, doc: Any) -> Any:
         try:
-            return self.patch.apply(doc, in_place=True, atomic=True)
+            # Only a move changes the document before it can fail (it removes, then adds);
+            # undoing that keeps the explanation true. The journal roughly doubles its cost.
+            return self.patch.apply(doc, in_place=True, atomic=self.op["op"] == "move")
         except (jsonpatch.JsonPatchException, JsonPointerException) as exc:
             raise Failed(self._explain(doc, exc)) from None
 
