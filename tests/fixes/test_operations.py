@@ -828,3 +828,17 @@ def test_apply_plan_never_raises(operations: list, payload: bytes) -> None:
         result.reason.encode("utf-8")
     else:
         orjson.loads(result)
+
+
+def test_normalized_operations_parse_to_themselves() -> None:
+    # A saved fix stores plan.operations and parses them again to apply later.
+    plan = parse_operations(
+        [
+            {"op": "set_timestamp", "from": "/t"},
+            {"op": "set_timestamp", "value": "2026-11-28 13:00:01+01:00"},
+            {"op": "cast", "path": "/p", "to": "number"},
+            {"op": "drop_deeper_than", "depth": 3},
+            {"op": "copy", "from": "/a", "path": "/b"},
+        ]
+    )
+    assert parse_operations(list(plan.operations)).operations == plan.operations
