@@ -50,6 +50,8 @@ async def fix_errors(
     limiter: ReplayLimiter,
 ) -> Any:
     """The route's work, shared with the /admin variant: errors mapped to answers."""
+    if (body.error_id is None) == (body.filter is None):
+        raise ApiError(400, "InvalidParameterError", "give either error_id or filter")
     try:
         return await run_fix(
             body,

@@ -225,6 +225,10 @@ def test_bad_operations_are_400_with_their_index(client, settings, projects) -> 
         headers=auth(a["master_key"]),
     )
     assert r.json()["reason"] == "'rename' needs the member 'to': it takes op, path, to"
+    # The target, as for replay: exactly one of error_id and filter.
+    for target in ({}, {"error_id": error_id, "filter": {}}):
+        r = client.post(url, json={**target, "operations": RENAME}, headers=auth(a["master_key"]))
+        assert (r.status_code, r.json()["error_code"]) == (400, "InvalidParameterError")
 
 
 def test_replace_payload_only_for_one_error(client, settings, projects) -> None:
