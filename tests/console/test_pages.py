@@ -159,7 +159,7 @@ def test_problem_page_shows_advice_chart_keys_and_samples(
         assert action in page
     # Every form of the page carries this session's CSRF token.
     tokens = re.findall(r'name="csrf_token" value="([^"]*)"', page)
-    assert len(tokens) == 4 and set(tokens) == {csrf}
+    assert len(tokens) == 5 and set(tokens) == {csrf}  # sign-out, resolve, ignore, replay, fix
 
 
 def test_resolve_ignore_reopen_need_csrf_and_are_audited(

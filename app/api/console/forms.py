@@ -13,16 +13,16 @@ from app.api.problems import ApiError
 MAX_FORM_BYTES = 16 * 1024
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """The form's fields (the first value of each name); 413 when the body is too large,
-    415 when it is not a urlencoded form."""
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """The form's fields (the first value of each name); 413 when the body is over
+    ``max_bytes``, 415 when it is not a urlencoded form."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise ApiError(415, "UnsupportedMediaTypeError", "Send the form as a browser does.")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > max_bytes:
             raise ApiError(413, "PayloadTooLargeError", "The form is too large.")
     fields: dict[str, str] = {}
     try:

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.api.console.routes import CsrfRefused, SignInRequired, router
+from app.api.console.routes_fix import router as fix_router
 from app.api.console.routes_ops import router as ops_router
 from app.api.console.security import add_security_headers, is_console
 from app.api.console.templates import message_page, query
@@ -35,6 +36,7 @@ def install_console(app: FastAPI, settings: Settings) -> None:
     app.state.console_login_failures = AuthFailures(settings.console_login_failures_per_minute)
     app.include_router(router)
     app.include_router(ops_router)  # streams, webhooks, audit
+    app.include_router(fix_router)  # the fix editor of the problem and error pages
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.exception_handler(SignInRequired)

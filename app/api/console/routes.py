@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.audit import record_audit
 from app.api.console.error_page import error_page
+from app.api.console.fix_pages import editor, error_target, problem_target
 from app.api.console.forms import read_form
 from app.api.console.problem_pages import problem_page, problem_url, problems_page, problems_url
 from app.api.console.security import (
@@ -297,6 +298,7 @@ def problem(
     _see(user, project_id)
     context = problem_page(db, user, project_id, problem_id)
     context["replay"] = _replay_terms(settings, limiter, project_id)
+    context["fix"] = editor(problem_target(db, user, project_id, problem_id))
     return _page(request, user, "problem.html", context)
 
 
@@ -359,7 +361,9 @@ async def problem_replay(
 
     def _context() -> dict:
         with sessions() as db:
-            return problem_page(db, user, project_id, problem_id)
+            page = problem_page(db, user, project_id, problem_id)
+            page["fix"] = editor(problem_target(db, user, project_id, problem_id))
+            return page
 
     context = await run_in_threadpool(_context)
     real_project = context["problem"]["project_id"]
@@ -408,4 +412,6 @@ def error(
     error_id: str,
 ) -> Response:
     _see(user, project_id)
-    return _page(request, user, "error.html", error_page(db, settings, user, project_id, error_id))
+    context = error_page(db, settings, user, project_id, error_id)
+    context["fix"] = editor(error_target(db, user, project_id, error_id))
+    return _page(request, user, "error.html", context)
