@@ -175,10 +175,14 @@ def rename(doc: Any, parts: list[str], to: str) -> Any:
     parent, name = _parent(doc, parts)
     if to in parent:
         raise Failed(f"cannot rename {pointer_text(parts)}: {to!r} exists already")
-    # Rebuilt rather than popped and re-added, so the property keeps its place in the object.
-    items = list(parent.items())
-    parent.clear()
-    parent.update((to if key == name else key, value) for key, value in items)
+    # The property keeps its place in the object: it and the properties after it are popped
+    # and put back in order (only those, so renaming a last property moves nothing else).
+    keys = list(parent)
+    after = keys.index(name) + 1
+    value = parent.pop(name)
+    moved = [(key, parent.pop(key)) for key in keys[after:]]
+    parent[to] = value
+    parent.update(moved)
     return doc
 
 

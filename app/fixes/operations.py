@@ -113,6 +113,14 @@ def parse_operations(raw: object) -> FixPlan:
 
 def apply_plan(plan: FixPlan, payload: bytes) -> bytes | ApplyFailure:
     """The payload patched by every operation, as compact JSON bytes, or why it failed."""
+    patched = apply_plan_with_document(plan, payload)
+    return patched if isinstance(patched, ApplyFailure) else patched[0]
+
+
+def apply_plan_with_document(plan: FixPlan, payload: bytes) -> tuple[bytes, Any] | ApplyFailure:
+    """`apply_plan`, also giving the patched document the bytes were written from (None for
+    replace_payload, whose text is not parsed here), so a caller need not parse them again:
+    orjson reads its own output back as that same document."""
     steps = plan._steps
     if len(steps) != len(plan.operations):
         try:
@@ -120,7 +128,7 @@ def apply_plan(plan: FixPlan, payload: bytes) -> bytes | ApplyFailure:
         except OperationError as exc:
             return ApplyFailure(max(exc.index, 0), exc.reason)
     if plan.replaces_payload:
-        return plan.operations[0]["text"].encode("utf-8")
+        return plan.operations[0]["text"].encode("utf-8"), None
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -140,7 +148,7 @@ def apply_plan(plan: FixPlan, payload: bytes) -> bytes | ApplyFailure:
             # Not expected from any payload; here because apply_plan must never raise.
             return ApplyFailure(index, f"{plan.operations[index]['op']} failed: {str(exc)[:200]}")
     try:
-        return orjson.dumps(doc)
+        return orjson.dumps(doc), doc
     except orjson.JSONEncodeError:
         # orjson writes at most 254 levels; the worker refuses more than 32 anyway.
         return ApplyFailure(

@@ -13,7 +13,7 @@ Each step lives in its own module under `app.ingest.steps`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.contract.errors import Rejection
 from app.ingest.records import Accepted, Lookup, ProjectInfo, RawRecord
@@ -39,6 +39,7 @@ __all__ = [
     "Rejection",
     "keen_id_for",
     "process",
+    "process_decoded",
 ]
 
 
@@ -53,7 +54,26 @@ def process(
     event = decode_event(record.value)  # type: ignore[arg-type]  # size step refused None
     if isinstance(event, Rejection):
         return event
+    return _after_decode(record, event, lookup, now, addons)
 
+
+def process_decoded(
+    record: RawRecord, event: dict[str, Any], lookup: Lookup, now: datetime, addons: AddonRegistry
+) -> Accepted | Rejection:
+    """`process` for a record whose value the caller has just decoded itself, so it is not
+    parsed twice (a fix's preview holds the patched object it wrote ``record.value`` from).
+
+    ``event`` must be the object ``decode_event(record.value)`` would return, and the
+    caller's to give away: the steps add to it (keen, autofill, add-ons)."""
+    rejection = check_size(record.value)
+    if rejection is not None:
+        return rejection
+    return _after_decode(record, event, lookup, now, addons)
+
+
+def _after_decode(
+    record: RawRecord, event: dict[str, Any], lookup: Lookup, now: datetime, addons: AddonRegistry
+) -> Accepted | Rejection:
     target = collection_of(record.topic)
     if isinstance(target, Rejection):
         return target
