@@ -19,7 +19,21 @@ from app.api.problem_views import find_problem, problem_detail, search_problems,
 from app.api.problems import error_responses
 from app.api.project_views import project_or_404, project_view
 from app.api.reconciliation import reconcile
-from app.api.routes_fixes import FIX_DESCRIPTION, FIX_SUMMARY, LIST_SUMMARY, ONE_SUMMARY, fix_errors
+from app.api.routes_fixes import (
+    APPLY_DESCRIPTION,
+    APPLY_SUMMARY,
+    FIX_DESCRIPTION,
+    FIX_SUMMARY,
+    FIXES_DESCRIPTION,
+    LIST_SUMMARY,
+    ONE_SUMMARY,
+    SAVED_SUMMARY,
+    UNSAVE_SUMMARY,
+    apply_saved,
+    fix_errors,
+    saved_fixes,
+    unsave,
+)
 from app.api.routes_problems import (
     CODE_Q,
     COLLECTION_Q,
@@ -39,7 +53,14 @@ from app.api.schemas.admin import (
     ProjectView,
 )
 from app.api.schemas.errors import ErrorDetail, ErrorPage, Reconciliation
-from app.api.schemas.fixes import FixPage, FixRequest, FixResult, FixView
+from app.api.schemas.fixes import (
+    FixPage,
+    FixRequest,
+    FixResult,
+    FixView,
+    SavedFixApply,
+    SavedFixResult,
+)
 from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
 from app.api.schemas.problems import ProblemDetail, ProblemItem, ProblemPage, ProblemStatusChange
 from app.fixes.views import find_fix, fix_view, list_fixes
@@ -195,7 +216,7 @@ async def admin_errors_fix(
 @router.get(
     "/fixes",
     summary=LIST_SUMMARY + ", across projects",
-    description="`project_id` and `problem_id` narrow the list. Page with `cursor`.",
+    description="`project_id` narrows to one project. " + FIXES_DESCRIPTION,
     response_model=FixPage,
     responses=error_responses(*ADMIN_ERRORS),
 )
@@ -203,12 +224,20 @@ def admin_fixes(
     session: SessionDep,
     project_id: str | None = Query(default=None),
     problem_id: str | None = Query(default=None),
+    saved: bool | None = Query(default=None),
+    saved_fix_id: str | None = Query(default=None),
     cursor: str | None = Query(default=None),
     limit: int = Query(default=50, ge=1, le=500),
     _actor: str = Depends(require_admin),
 ) -> Any:
     return list_fixes(
-        session, project_id=project_id, problem_id=problem_id, cursor=cursor, limit=limit
+        session,
+        project_id=project_id,
+        problem_id=problem_id,
+        cursor=cursor,
+        limit=limit,
+        saved=saved,
+        saved_fix_id=saved_fix_id,
     )
 
 
@@ -220,6 +249,60 @@ def admin_fixes(
 )
 def admin_fix(session: SessionDep, fix_id: str, _actor: str = Depends(require_admin)) -> Any:
     return fix_view(find_fix(session, fix_id, None))
+
+
+@router.post(
+    "/fixes/{fix_id}/apply",
+    summary=APPLY_SUMMARY + " (any project, audited)",
+    description=APPLY_DESCRIPTION,
+    response_model=SavedFixResult,
+    responses=error_responses(*ADMIN_ERRORS, 409, 429),
+)
+async def admin_fix_apply(
+    fix_id: str,
+    body: SavedFixApply,
+    settings: SettingsDep,
+    sessions: SessionsDep,
+    producer: ProducerDep,
+    limiter: ReplayLimiterDep,
+    actor: str = Depends(require_admin),
+) -> Any:
+    return await apply_saved(
+        fix_id,
+        body,
+        project_id=None,
+        actor=actor,
+        settings=settings,
+        sessions=sessions,
+        producer=producer,
+        limiter=limiter,
+    )
+
+
+@router.delete(
+    "/fixes/{fix_id}",
+    summary=UNSAVE_SUMMARY + " (any project, audited)",
+    response_model=FixView,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_fix_unsave(session: SessionDep, fix_id: str, actor: str = Depends(require_admin)) -> Any:
+    return unsave(session, fix_id, None, actor)
+
+
+@router.get(
+    "/problems/{problem_id}/fixes",
+    summary=SAVED_SUMMARY + " (any project)",
+    response_model=FixPage,
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def admin_problem_fixes(
+    session: SessionDep,
+    problem_id: str,
+    cursor: str | None = Query(default=None),
+    limit: int = Query(default=50, ge=1, le=500),
+    _actor: str = Depends(require_admin),
+) -> Any:
+    return saved_fixes(session, problem_id, None, cursor, limit)
 
 
 @router.post(

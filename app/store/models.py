@@ -318,11 +318,15 @@ class ConsoleSession(Base):
 
 
 class Fix(Base):
-    """An applied fix (app/fixes): operations replayed onto rejected events' payloads.
+    """A fix (app/fixes): operations replayed onto rejected events' payloads.
 
-    Only applied fixes are stored; a preview stores nothing. ``target`` is what was asked for
-    ({"error_id": ...} or {"filter": {...}}); the counts are of the errors it examined.
-    Each replayed error's ``replay_outcome`` names the fix (``fix_id``).
+    A row is an applied fix (``status`` "applied") or a preview kept as a saved fix
+    (``status`` "preview", nothing replayed); a preview that is not saved stores nothing.
+    ``target`` is what was asked for ({"error_id": ...} or {"filter": {...}}); the counts are
+    of the errors it examined. Each replayed error's ``replay_outcome`` names the fix
+    (``fix_id``). ``saved``: kept on its problem, to be applied again to later errors; each
+    such application is a new applied row naming it (``saved_fix_id``). Un-saving keeps the
+    row (``unsaved_at``/``unsaved_by``).
     """
 
     __tablename__ = "fixes"
@@ -343,3 +347,10 @@ class Fix(Base):
     replayed: Mapped[int] = mapped_column(Integer, default=0)
     refused: Mapped[int] = mapped_column(Integer, default=0)  # the replay refused (cap)
     remaining: Mapped[int] = mapped_column(Integer, default=0)  # left by the limit or rate
+    status: Mapped[str] = mapped_column(String(16), default="applied")  # applied | preview
+    saved: Mapped[bool] = mapped_column(Boolean, default=False)
+    saved_fix_id: Mapped[str | None] = mapped_column(
+        ForeignKey("fixes.id", ondelete="SET NULL"), index=True
+    )
+    unsaved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unsaved_by: Mapped[str | None] = mapped_column(String(200))

@@ -61,7 +61,8 @@ def live_api(
     sqlite_url: str, make_settings: Callable, kafka_bootstrap: str
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """A real uvicorn server on the app, with one project, one error row, one problem (of
-    two errors written by the worker's writer) and one applied fix of that problem in it."""
+    two errors written by the worker's writer), one applied and saved fix of that problem and
+    one saved preview (for the un-save route, so the other stays saved) in it."""
     settings_ = make_settings(sqlite_url, kafka_bootstrap=kafka_bootstrap, admin_token=ADMIN_TOKEN)
     with session_scope(engine_for(sqlite_url)) as s:
         project = create_project(s, "schemathesis")
@@ -80,6 +81,7 @@ def live_api(
     base_url = f"http://127.0.0.1:{port}"
     try:
         project["fix_id"] = _apply_fix(base_url, project)
+        project["unsave_fix_id"] = _apply_fix(base_url, project, dry_run=True)
         yield base_url, project
     finally:
         server.should_exit = True
@@ -87,17 +89,18 @@ def live_api(
         engine_for(sqlite_url).dispose()
 
 
-def _apply_fix(base_url: str, project: dict[str, str]) -> str:
+def _apply_fix(base_url: str, project: dict[str, str], dry_run: bool = False) -> str:
+    """A fix saved on the problem: applied (both errors replayed), or a saved preview."""
     import httpx
 
-    body = {"filter": {"problem_id": project["problem_id"]}, "operations": RENAME}
+    body = {"filter": {"problem_id": project["problem_id"]}, "operations": RENAME, "save": True}
     r = httpx.post(
         f"{base_url}/3.0/projects/{project['project_id']}/errors/fix",
-        json={**body, "dry_run": False},
+        json={**body, "dry_run": dry_run},
         headers={"Authorization": project["master_key"]},
         timeout=30,
     )
-    assert r.status_code == 200 and r.json()["replayed"] == 2, r.text
+    assert r.status_code == 200 and r.json()["replayed"] == (0 if dry_run else 2), r.text
     return r.json()["fix_id"]
 
 
@@ -118,6 +121,10 @@ FIX_ROUTES = (
     "/admin/projects/{project_id}/errors/fix",
     "/admin/fixes",
     "/admin/fixes/{fix_id}",
+    "/3.0/projects/{project_id}/fixes/{fix_id}/apply",
+    "/3.0/projects/{project_id}/problems/{problem_id}/fixes",
+    "/admin/fixes/{fix_id}/apply",
+    "/admin/problems/{problem_id}/fixes",
 )
 
 
@@ -154,7 +161,9 @@ def _check(case: schemathesis.Case, base_url: str, project: dict[str, str]) -> N
         # The real problem, so the one-problem routes answer 200 (and are checked) too.
         case.path_parameters["problem_id"] = project["problem_id"]
     if case.path_parameters and "fix_id" in case.path_parameters:
-        case.path_parameters["fix_id"] = project["fix_id"]
+        # DELETE un-saves: it gets its own fix, so the saved one still applies (200) after it.
+        which = "unsave_fix_id" if case.method.upper() == "DELETE" else "fix_id"
+        case.path_parameters["fix_id"] = project[which]
     if case.path.endswith("/errors/fix") and next(_fix_cases) % 2:
         # Every other generated fix gets operations that apply to the stored problem, so
         # the preview's 200 (not only the 400s) is held to the schema.

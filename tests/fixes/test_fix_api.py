@@ -348,6 +348,11 @@ def test_apply_records_the_fix_and_replays_the_patched_value(
                 "refused": 0,
                 "remaining": 0,
             },
+            "status": "applied",
+            "saved": False,
+            "saved_fix_id": None,
+            "unsaved_at": None,
+            "unsaved_by": None,
         }
         assert view["actor"].startswith("key:")
         assert client.get(f"/3.0/projects/{pid}/fixes/{fix_id}", headers=hm).json() == view

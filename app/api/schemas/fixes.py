@@ -50,6 +50,24 @@ class FixRequest(BaseModel):
         default=True, description="Only preview (the default); false patches and replays."
     )
     limit: int = Field(default=100, ge=1, le=10000, description="Most errors per call.")
+    save: bool = Field(
+        default=False,
+        description="Keep the fix on its problem (the filter's `problem_id`, or the "
+        "`error_id`'s problem) to apply again later to errors that arrive after it. Allowed "
+        "with `dry_run` too: the preview is then recorded (status `preview`, nothing "
+        "replayed) and `fix_id` names it. Not with `replace_payload`.",
+    )
+
+
+class SavedFixApply(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"dry_run": True}, {"dry_run": False}]}
+    )
+
+    dry_run: bool = Field(
+        default=True, description="Only preview (the default); false patches and replays."
+    )
+    limit: int = Field(default=100, ge=1, le=10000, description="Most errors per call.")
 
 
 class FixFailure(BaseModel):
@@ -76,7 +94,9 @@ class FixSample(BaseModel):
 
 class FixResult(BaseModel):
     dry_run: bool
-    fix_id: str | None = Field(description="The recorded fix (apply only).")
+    fix_id: str | None = Field(
+        description="The recorded fix: applied, or saved (a saved preview); null for a preview."
+    )
     matched: int = Field(description="Errors matching the target.")
     examined: int = Field(description="Errors patched and checked (at most `limit`).")
     would_accept: int
@@ -91,6 +111,10 @@ class FixResult(BaseModel):
         description="Errors left for a later call: would-be-accepted ones over the replay "
         "rate, and matching ones beyond `limit`."
     )
+
+
+class SavedFixResult(FixResult):
+    saved_fix_id: str = Field(description="The saved fix whose operations were applied.")
 
 
 class FixCounts(BaseModel):
@@ -113,6 +137,14 @@ class FixView(BaseModel):
     actor: str
     created_at: str
     counts: FixCounts
+    status: Literal["applied", "preview"] = Field(
+        description="applied: its events were replayed; preview: saved from a preview, "
+        "nothing replayed."
+    )
+    saved: bool = Field(description="Kept on its problem, to apply again to later errors.")
+    saved_fix_id: str | None = Field(description="The saved fix this one applied again.")
+    unsaved_at: str | None = Field(description="When it stopped being saved (it was saved).")
+    unsaved_by: str | None = None
 
 
 class FixPage(BaseModel):
