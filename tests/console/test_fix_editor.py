@@ -104,6 +104,11 @@ def test_problem_and_error_pages_carry_the_editor(
         'data-fix-op="{&#34;op&#34;: &#34;replace_payload&#34;, '
         '&#34;text&#34;: &#34;{\\&#34;a\\&#34;: 1,}&#34;}"'
     ) in page
+    # A direction override in the stored text reaches the template as its JSON escape only.
+    [bidi] = reject(_url(console_settings), pid, [Sent('{"a": "x\u202e",}'.encode())])
+    page = client.get(f"/console/projects/{pid}/errors/{bidi}").text
+    assert "\u202e" not in page
+    assert r"&#34;text&#34;: &#34;{\&#34;a\&#34;: \&#34;x\u202e\&#34;,}&#34;}" in page
 
 
 def test_preview_counts_and_samples_with_hostile_text_escaped(
@@ -124,7 +129,7 @@ def test_preview_counts_and_samples_with_hostile_text_escaped(
     assert (_field(page, "fix-reject"), _field(page, "fix-failed")) == ("1", "1")
     assert '<td data-label="Code"><code>invalid_property_name</code></td>' in page
     assert (
-        '<td data-label="Operation" class="num">0 <code>rename</code></td>'
+        '<td data-label="Operation"><span>0 <code>rename</code></span></td>'
         '<td data-label="Reason" class="msg">path /items/0/$price does not exist</td>'
     ) in page
     # Each sample: its error, outcome, before as stored and after as patched.
@@ -278,7 +283,8 @@ def test_apply_over_the_rate_limit_says_when_to_retry(
     problem_id, _ids = _four_in_one_problem(_url(console_settings), pid)
     csrf = signed_in_token(client, a)
     bucket = client.app.state.replay_limiter.bucket(pid)
-    bucket.take(bucket.available())  # the project's burst is used up
+    # The burst used up and then some, so the bucket cannot refill to one token meanwhile.
+    bucket.take(bucket.available() + 1000)
     answer = client.post(
         f"/console/projects/{pid}/problems/{problem_id}/fix",
         data={"csrf_token": csrf, "operations": RENAME, "action": "apply"},

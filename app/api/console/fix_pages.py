@@ -7,6 +7,7 @@ the page. The service itself decides everything; nothing here counts or patches.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ NAMED_TEMPLATES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 # The replace_payload button starts from the stored payload when it is text this short.
 PREFILL_CHARS = 8 * 1024
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 EXAMPLE = '[{"op": "rename", "path": "/user.name", "to": "user_name"}]'
 
 
@@ -88,8 +90,26 @@ def prefill_text(raw: bytes | None) -> str:
     return text if text is not None and len(text) <= PREFILL_CHARS else ""
 
 
+def _json_escape(ch: str) -> str:
+    if _hidden(ch):
+        code = ord(ch)
+        if code > 0xFFFF:  # JSON spells it as a surrogate pair
+            code -= 0x10000
+            return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+        return f"\\u{code:04x}"
+    return ch
+
+
+def _hidden(ch: str) -> bool:
+    # The characters payload_view draws as escapes (bidi overrides, zero-width, controls).
+    return ch > "~" and unicodedata.category(ch) in HIDDEN_CATEGORIES
+
+
 def _compact(template: dict[str, Any]) -> str:
-    return json.dumps(template, ensure_ascii=False, separators=(", ", ": "))
+    """The template as JSON; a hidden character of a prefilled payload as its \\u escape (the
+    same JSON string), so a U+202E never reaches the textarea as itself."""
+    text = json.dumps(template, ensure_ascii=False, separators=(", ", ": "))
+    return "".join(_json_escape(ch) for ch in text)
 
 
 def editor(
