@@ -37,7 +37,7 @@ from app.api.replay_service import (
 from app.api.schemas.fixes import FixRequest, SavedFixApply
 from app.api.schemas.replay import ReplayFilter
 from app.fixes.operations import FixPlan, OperationError, parse_operations
-from app.fixes.preview import Outcome, preview_rows, shared_addons
+from app.fixes.preview import Outcome, load_rows, preview_rows, shared_addons
 from app.fixes.views import SavedFix
 from app.store.models import Fix, IngestError, Problem
 
@@ -174,7 +174,10 @@ async def run_fix(
     if request.save and request.filter is not None and not request.filter.problem_id:
         raise CannotSave("save needs filter.problem_id or an error_id: a fix is saved on a problem")
     where = target_where(request.error_id, request.filter, project_id)
-    matched, rows = await run_in_threadpool(load_errors, sessions, where, request.limit)
+    # A preview only reads the rows: plain rows cost a third of ORM objects; an apply marks
+    # them replayed through the ORM.
+    load = load_rows if request.dry_run else load_errors
+    matched, rows = await run_in_threadpool(load, sessions, where, request.limit)
     if request.error_id is not None and not rows:
         raise NoSuchError(request.error_id)
     problem_id = request.filter.problem_id if request.filter else rows[0].problem_id
@@ -219,7 +222,8 @@ async def apply_saved_fix(
     plan = parse_operations(saved.operations)
     open_now = ReplayFilter(problem_id=saved.problem_id, status="open")
     where = target_where(None, open_now, saved.project_id)
-    matched, rows = await run_in_threadpool(load_errors, sessions, where, body.limit)
+    load = load_rows if body.dry_run else load_errors
+    matched, rows = await run_in_threadpool(load, sessions, where, body.limit)
     result = await _preview_or_apply(
         plan,
         matched,
