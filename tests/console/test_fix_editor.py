@@ -6,6 +6,7 @@ CSRF, another customer's problem, the rate limit, and (real broker) apply."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Callable, Iterator
 
@@ -377,3 +378,238 @@ def test_staff_apply_on_any_project_is_recorded_with_the_staff_actor(
     assert f'href="/console/projects/{pid}/errors/{broken}">Back to the error<' in answer.text
     [record] = read_records(kafka_bootstrap, f"in.{pid}.orders", 1)
     assert record.value == b'{"a": 1}'
+
+
+# --- saved fixes ---------------------------------------------------------------------------
+
+HOSTILE_OPS = '[{"op": "add", "path": "/note", "value": "</pre><script>alert(1)</script>"}]'
+
+
+def _saved_ids(page: str) -> list[str]:
+    return re.findall(r'<li class="saved-fix" id="saved-(\w+)">', page)
+
+
+def _saved_ops(page: str) -> list[str]:
+    return [
+        html.unescape(t)
+        for t in re.findall(r'<pre class="value ltr saved-ops" dir="ltr">(.*?)</pre>', page, re.S)
+    ]
+
+
+def _save(client: TestClient, pid: str, problem_id: str, csrf: str, ops: str) -> str:
+    """Preview ``ops`` from the problem's editor with "keep this fix" ticked: the saved id."""
+    answer = client.post(
+        f"/console/projects/{pid}/problems/{problem_id}/fix",
+        data={"csrf_token": csrf, "operations": ops, "save": "true"},
+    )
+    assert answer.status_code == 200, answer.text
+    return _field(answer.text, "fix-saved-id")
+
+
+def _master_actor(url: str, pid: str) -> str:
+    with session_scope(engine_for(url)) as db:
+        key_id = db.scalar(
+            select(ApiKey.id).where(ApiKey.project_id == pid, ApiKey.kind == "master")
+        )
+    return f"key:{key_id}"
+
+
+def test_a_fix_kept_from_the_editor_is_listed_and_previews_only_errors_open_now(
+    client: TestClient, projects, console_settings: Settings
+) -> None:
+    a, _ = projects
+    pid = a["project_id"]
+    url = _url(console_settings)
+    problem_id, _ids = _four_in_one_problem(url, pid)
+    csrf = signed_in_token(client, a)
+    page_url = f"/console/projects/{pid}/problems/{problem_id}"
+    page = client.get(page_url).text
+    assert (
+        '<input type="checkbox" id="fix-save" name="save" value="true" '
+        'aria-describedby="fix-save-help">'
+    ) in page
+    assert '<label for="fix-save">Keep this fix on the problem (saved fix)</label>' in page
+    assert _saved_ids(page) == [] and 'id="no-saved-fixes"' in page
+    # The error page's editor fixes one error: nothing to keep there.
+    assert 'id="fix-save"' not in client.get(f"/console/projects/{pid}/errors/{_ids[0]}").text
+
+    answer = client.post(
+        f"{page_url}/fix", data={"csrf_token": csrf, "operations": RENAME, "save": "true"}
+    )
+    assert answer.status_code == 200, answer.text
+    page = answer.text
+    [fix] = _fixes(url)
+    assert (fix.saved, fix.status, fix.problem_id) == (True, "preview", problem_id)
+    assert _field(page, "fix-saved-id") == fix.id
+    assert (_field(page, "fix-matched"), _field(page, "fix-accept")) == ("4", "2")
+    # Its Apply applies the saved fix (no second copy is saved), and the editor is unticked.
+    assert re.search(
+        rf'<form method="post" action="{page_url}/fixes/{fix.id}/apply" class="inline">\s*'
+        rf'<input type="hidden" name="csrf_token" value="{csrf}">\s*'
+        r'<button type="submit" id="fix-apply" class="danger">Apply the saved fix: '
+        r"replay 2 patched events</button>",
+        page,
+    ), page
+    assert 'name="save" value="true" aria-describedby="fix-save-help">' in page
+
+    hostile = _save(client, pid, problem_id, csrf, HOSTILE_OPS)
+    page = client.get(page_url).text
+    assert _saved_ids(page) == [hostile, fix.id]  # newest first
+    # Indented JSON in a <pre> (PostgreSQL's jsonb keeps its own key order).
+    assert [json.loads(t) for t in _saved_ops(page)] == [
+        [{"op": "add", "path": "/note", "value": HOSTILE}],
+        [{"op": "rename", "path": "/items/0/$price", "to": "price"}],
+    ]
+    assert all(t.startswith('[\n  {\n    "') for t in _saved_ops(page))
+    assert "&#34;value&#34;: &#34;&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#34;" in page
+    assert HOSTILE not in page
+    actor = _master_actor(url, pid)
+    assert page.count(f'saved by <bdi dir="ltr" class="ltr">{actor}</bdi>') == 2
+    assert f'action="{page_url}/fixes/{fix.id}/preview"' in page
+    assert f'action="{page_url}/fixes/{fix.id}/unsave"' in page
+
+    # The problem is resolved (its errors with it); two errors arrive later and reopen it.
+    resolved = client.post(
+        f"{page_url}/status",
+        data={"csrf_token": csrf, "status": "resolved"},
+        follow_redirects=False,
+    )
+    assert resolved.status_code == 303
+    later = reject(url, pid, [Sent(FIXABLE), Sent(STILL_BAD)])
+    answer = client.post(f"{page_url}/fixes/{fix.id}/preview", data={"csrf_token": csrf})
+    assert answer.status_code == 200, answer.text
+    page = answer.text
+    assert (_field(page, "fix-matched"), _field(page, "fix-accept")) == ("2", "1")
+    assert (_field(page, "fix-reject"), _field(page, "fix-failed")) == ("1", "0")
+    assert set(_samples(page)) == set(later)
+    assert "<h1>Saved fix preview</h1>" in page
+    assert f'action="{page_url}/fixes/{fix.id}/apply"' in page
+    assert ">Apply the saved fix: replay 1 patched event<" in page
+    # A preview of a saved fix records nothing.
+    assert sorted(f.id for f in _fixes(url)) == sorted([fix.id, hostile])
+
+
+def test_unsave_takes_the_fix_off_the_list_and_it_is_not_applied_again(
+    client: TestClient, projects, console_settings: Settings
+) -> None:
+    a, _ = projects
+    pid = a["project_id"]
+    url = _url(console_settings)
+    problem_id, _ids = _four_in_one_problem(url, pid)
+    csrf = signed_in_token(client, a)
+    page_url = f"/console/projects/{pid}/problems/{problem_id}"
+    fix_id = _save(client, pid, problem_id, csrf, RENAME)
+    assert _saved_ids(client.get(page_url).text) == [fix_id]
+
+    answer = client.post(
+        f"{page_url}/fixes/{fix_id}/unsave", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"{page_url}#saved-fixes"
+    page = client.get(page_url).text
+    assert _saved_ids(page) == [] and 'id="no-saved-fixes"' in page
+    actor = _master_actor(url, pid)
+    [fix] = _fixes(url)
+    assert (fix.saved, fix.unsaved_by) == (False, actor)
+    with session_scope(engine_for(url)) as db:
+        audit = db.execute(
+            select(AuditEntry.actor, AuditEntry.target).where(AuditEntry.action == "fix.unsaved")
+        ).all()
+    assert audit == [(actor, fix_id)]
+    # A page still showing it: its preview is refused with the service's word.
+    answer = client.post(f"{page_url}/fixes/{fix_id}/preview", data={"csrf_token": csrf})
+    assert answer.status_code == 409
+    assert (
+        "This fix is not saved on its problem; save one with &#34;save&#34;: true." in answer.text
+    )
+    assert 'id="fix-apply"' not in answer.text
+
+
+def test_saved_fix_posts_without_the_csrf_token_are_refused(
+    client: TestClient, projects, console_settings: Settings
+) -> None:
+    a, _ = projects
+    pid = a["project_id"]
+    url = _url(console_settings)
+    problem_id, _ids = _four_in_one_problem(url, pid)
+    csrf = signed_in_token(client, a)
+    fix_id = _save(client, pid, problem_id, csrf, RENAME)
+    base = f"/console/projects/{pid}/problems/{problem_id}/fixes/{fix_id}"
+    for action in ("preview", "apply", "unsave"):
+        for forged in ({"action": "apply"}, {"csrf_token": "x" * 43}):
+            refused = client.post(f"{base}/{action}", data=forged)
+            assert refused.status_code == 403, action
+            assert "CSRF token is missing or wrong" in refused.text
+    [fix] = _fixes(url)
+    assert (fix.saved, fix.status) == (True, "preview")
+
+
+def test_customer_b_cannot_see_or_touch_a_saved_fix_of_a(
+    client: TestClient, projects, console_settings: Settings
+) -> None:
+    a, b = projects
+    url = _url(console_settings)
+    problem_id, _ids = _four_in_one_problem(url, a["project_id"])
+    csrf_a = signed_in_token(client, a)
+    fix_id = _save(client, a["project_id"], problem_id, csrf_a, RENAME)
+    # B's own problem: A's fix id under it is no fix of B's either.
+    reject(url, b["project_id"], [Sent(b'{"a": 1,}')])
+    with session_scope(engine_for(url)) as db:
+        b_problem = db.scalar(select(Problem.id).where(Problem.project_id == b["project_id"]))
+    csrf = signed_in_token(client, b)
+    paths = [
+        f"{a['project_id']}/problems/{problem_id}",
+        f"{b['project_id']}/problems/{problem_id}",
+        f"{b['project_id']}/problems/{b_problem}",
+    ]
+    for path in paths:
+        for action in ("preview", "apply", "unsave"):
+            answer = client.post(
+                f"/console/projects/{path}/fixes/{fix_id}/{action}", data={"csrf_token": csrf}
+            )
+            assert answer.status_code == 404, (path, action)
+            assert "$price" not in answer.text
+    assert (
+        fix_id not in client.get(f"/console/projects/{b['project_id']}/problems/{b_problem}").text
+    )
+    [fix] = _fixes(url)
+    assert (fix.saved, fix.status) == (True, "preview")
+
+
+@pytest.mark.kafka
+def test_apply_of_a_saved_fix_replays_the_errors_that_arrived_later(
+    kafka_console: tuple[TestClient, dict[str, str]], db_url: str, kafka_bootstrap: str
+) -> None:
+    client, project = kafka_console
+    pid = project["project_id"]
+    problem_id, first = _four_in_one_problem(db_url, pid)
+    csrf = signed_in_token(client, project)
+    page_url = f"/console/projects/{pid}/problems/{problem_id}"
+    saved_id = _save(client, pid, problem_id, csrf, RENAME)
+    later = reject(db_url, pid, [Sent(b'{"items": [{"$price": 7}]}')])
+    answer = client.post(f"{page_url}/fixes/{saved_id}/apply", data={"csrf_token": csrf})
+    assert answer.status_code == 200, answer.text
+    page = answer.text
+    applied = [f for f in _fixes(db_url) if f.id != saved_id]
+    [fix] = applied
+    assert (fix.status, fix.saved, fix.saved_fix_id, fix.matched) == (
+        "applied",
+        False,
+        saved_id,
+        5,
+    )
+    assert _field(page, "fix-id") == fix.id
+    assert _field(page, "fix-replayed") == "3"
+    assert f"The operations of the saved fix <code>{saved_id}</code>" in page
+    with session_scope(engine_for(db_url)) as db:
+        statuses = {e.id: e.status for e in db.scalars(select(IngestError))}
+    replayed = {first[0], first[1], later[0]}
+    assert {i for i, s in statuses.items() if s == "replayed"} == replayed
+    records = read_records(kafka_bootstrap, f"in.{pid}.purchases", 3)
+    assert sorted(r.value for r in records) == [
+        b'{"items":[{"price":1}],"note":"</pre><script>alert(1)</script>"}',
+        b'{"items":[{"price":1}]}',
+        b'{"items":[{"price":7}]}',
+    ]
+    # It stays saved on the problem, for the next ones.
+    assert _saved_ids(client.get(page_url).text) == [saved_id]

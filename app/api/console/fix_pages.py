@@ -2,7 +2,8 @@
 target of a fix posted from a problem's page (its open errors) or an error's page (that
 error), the operations text read as JSON, and the preview or result of the fix service
 (``routes_fixes.fix_errors``, the function the JSON API's POST /errors/fix calls) shaped for
-the page. The service itself decides everything; nothing here counts or patches."""
+the page, and a problem's saved fixes (``routes_fixes.saved_fixes``) with their buttons. The
+service itself decides everything; nothing here counts or patches."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from app.api.console.sessions import ConsoleUser
 from app.api.error_views import find_error
 from app.api.problem_views import find_problem
 from app.api.problems import ApiError
+from app.api.routes_fixes import saved_fixes
+from app.fixes.views import find_fix
 
 # Each named operation's button inserts this, filled with the documented example's values.
 NAMED_TEMPLATES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -32,6 +35,8 @@ NAMED_TEMPLATES: tuple[tuple[str, dict[str, Any]], ...] = (
 PREFILL_CHARS = 8 * 1024
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 EXAMPLE = '[{"op": "rename", "path": "/user.name", "to": "user_name"}]'
+# Saved fixes listed on a problem's page (the JSON API pages the rest).
+SAVED_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class FixTarget:
     back_url: str
     action_url: str
     payload_text: str | None = None  # the error's stored payload, for replace_payload
+    saved: tuple[dict[str, Any], ...] = ()  # the problem's saved fixes, for its page
 
     @property
     def single(self) -> bool:
@@ -57,6 +63,7 @@ def problem_target(db: Session, user: ConsoleUser, project_id: str, problem_id: 
     if problem.project_id != project_id:  # staff: the URL names the problem's own project
         raise ApiError(404, "ResourceNotFoundError", "No such problem in this project.")
     url = problem_url(project_id, problem_id)
+    listed = saved_fixes(db, problem_id, project_id, None, SAVED_SHOWN)["fixes"]
     return FixTarget(
         project_id=project_id,
         error_id=None,
@@ -64,7 +71,33 @@ def problem_target(db: Session, user: ConsoleUser, project_id: str, problem_id: 
         label=problem.title,
         back_url=url,
         action_url=f"{url}/fix",
+        saved=tuple(saved_view(f, url) for f in listed),
     )
+
+
+def saved_view(fix: dict[str, Any], problem_page_url: str) -> dict[str, Any]:
+    """A saved fix as the problem page lists it: operations as indented JSON, its buttons."""
+    base = f"{problem_page_url}/fixes/{fix['fix_id']}"
+    return {
+        "fix_id": fix["fix_id"],
+        "operations": json.dumps(fix["operations"], ensure_ascii=False, indent=2),
+        "actor": fix["actor"],
+        "created_at": fix["created_at"],
+        "status": fix["status"],
+        "preview_url": f"{base}/preview",
+        "apply_url": f"{base}/apply",
+        "unsave_url": f"{base}/unsave",
+    }
+
+
+def saved_fix_of(db: Session, target: FixTarget, fix_id: str) -> list[dict[str, Any]]:
+    """The operations of a fix kept on the target's problem; 404 for any other fix, so a
+    problem's page only ever acts on its own fixes. Whether it is still saved is the
+    service's to say (409)."""
+    fix = find_fix(db, fix_id, target.project_id)
+    if fix.problem_id != target.problem_id:
+        raise ApiError(404, "ResourceNotFoundError", "No such fix on this problem.")
+    return list(fix.operations)
 
 
 def error_target(db: Session, user: ConsoleUser, project_id: str, error_id: str) -> FixTarget:
@@ -113,9 +146,10 @@ def _compact(template: dict[str, Any]) -> str:
 
 
 def editor(
-    target: FixTarget, text: str = "", error: dict[str, Any] | None = None
+    target: FixTarget, text: str = "", error: dict[str, Any] | None = None, save: bool = False
 ) -> dict[str, Any]:
-    """The editor's context: where it posts, its text, its error, its buttons."""
+    """The editor's context: where it posts, its text, its error, its buttons, whether the
+    "keep this fix" box is ticked (a problem's editor only), the problem's saved fixes."""
     buttons = [{"name": name, "template": _compact(t)} for name, t in NAMED_TEMPLATES]
     if target.single:
         replace = {"op": "replace_payload", "text": target.payload_text or ""}
@@ -127,6 +161,8 @@ def editor(
         "buttons": buttons,
         "single": target.single,
         "example": EXAMPLE,
+        "save": save,
+        "saved": target.saved,
     }
 
 
