@@ -16,7 +16,7 @@ does), migrated, with one project and its write key:
    (rejected: ``invalid_property_name``), ``dead_letter`` and the worker's ``BatchWriter``,
    so the error rows, problems and notifications are what the worker would have stored.
 2. **Preview** (``dry_run``): the fix ``rename /user.name -> user_name, rename /$price ->
-   price`` through ``app.fixes.service.run_fix``, the function ``POST .../errors/fix`` calls,
+   price`` through ``app.api.fixes.service.run_fix``, the function ``POST .../errors/fix`` calls,
    in-process, one call per collection with ``limit`` = ``--batch`` (default 10,000, the
    API's largest), so every call stays within what the API accepts. The time covers what the
    route's work covers: loading the rows, patching, the pipeline, the summary.
@@ -65,6 +65,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.api.error_views import decode_headers
+from app.api.fixes.operations import ApplyFailure, apply_plan, parse_operations
+from app.api.fixes.preview import _record, load_rows, lookup_for, preview_rows, shared_addons
+from app.api.fixes.service import plan_for, run_fix, summarize
 from app.api.producer import KafkaProducerHolder
 from app.api.replay_limit import TokenBucket
 from app.api.replay_service import load_errors, target_where
@@ -73,9 +76,6 @@ from app.api.schemas.replay import ReplayFilter
 from app.contract import headers as h
 from app.contract.errors import Rejection
 from app.contract.topics import inbound_topic
-from app.fixes.operations import ApplyFailure, apply_plan, parse_operations
-from app.fixes.preview import _record, load_rows, lookup_for, preview_rows, shared_addons
-from app.fixes.service import plan_for, run_fix, summarize
 from app.ingest.dlq import dead_letter
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.pipeline import RawRecord, process

@@ -7,7 +7,7 @@ of the DLQ copy stripped), plus
 - ``inbound.replay.source``: "topic/partition/offset" of the original record, from which the
   worker derives the original keen.id, so a replayed event can never be stored twice;
 - ``inbound.replay.error_id``: the error row the outcome belongs to;
-- ``inbound.fix.id``: only when a fix (app/fixes) replays its patched value instead of the
+- ``inbound.fix.id``: only when a fix (app/api/fixes) replays its patched value instead of the
   original bytes; everything else travels as in a plain replay.
 """
 

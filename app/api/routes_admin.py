@@ -12,6 +12,7 @@ from app.api.audit import audit_page, record_audit
 from app.api.auth import require_admin
 from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
 from app.api.error_views import audit_payload_read, detail_view, find_error, search_errors
+from app.api.fixes.views import find_fix, fix_view, list_fixes
 from app.api.key_admin import list_keys, make_key, revoke_key
 from app.api.overview import project_overview
 from app.api.pauses import list_pauses, resume_pause
@@ -63,7 +64,6 @@ from app.api.schemas.fixes import (
 )
 from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
 from app.api.schemas.problems import ProblemDetail, ProblemItem, ProblemPage, ProblemStatusChange
-from app.fixes.views import find_fix, fix_view, list_fixes
 from app.store.models import Project
 from app.store.projects import create_project
 

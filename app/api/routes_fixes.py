@@ -15,6 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import MASTER_KEY, Caller
 from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
+from app.api.fixes.operations import OperationError
+from app.api.fixes.service import CannotSave, NoSuchProblem, apply_saved_fix, run_fix, unsave_fix
+from app.api.fixes.views import SavedFix, find_fix, find_saved_fix, fix_view, list_fixes
 from app.api.problem_views import find_problem
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.producer import KafkaProducerHolder
@@ -28,9 +31,6 @@ from app.api.schemas.fixes import (
     SavedFixApply,
     SavedFixResult,
 )
-from app.fixes.operations import OperationError
-from app.fixes.service import CannotSave, NoSuchProblem, apply_saved_fix, run_fix, unsave_fix
-from app.fixes.views import SavedFix, find_fix, find_saved_fix, fix_view, list_fixes
 from app.settings import Settings
 
 router = APIRouter(tags=["fixes"])

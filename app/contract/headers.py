@@ -13,7 +13,7 @@ REPLAY_COUNT = "inbound.replay.count"
 # Set by a replay: the error row whose replay_outcome this record's result belongs to (in a
 # chain of failed replays each row is replayed under the first record's source).
 REPLAY_ERROR_ID = "inbound.replay.error_id"
-# Set by the replay of a fix (app/fixes): the fix whose patched payload this record carries.
+# Set by the replay of a fix (app/api/fixes): the fix whose patched payload this record carries.
 FIX_ID = "inbound.fix.id"
 
 ERROR_CODE = "inbound.error.code"

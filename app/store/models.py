@@ -318,7 +318,7 @@ class ConsoleSession(Base):
 
 
 class Fix(Base):
-    """A fix (app/fixes): operations replayed onto rejected events' payloads.
+    """A fix (app/api/fixes): operations replayed onto rejected events' payloads.
 
     A row is an applied fix (``status`` "applied") or a preview kept as a saved fix
     (``status`` "preview", nothing replayed); a preview that is not saved stores nothing.

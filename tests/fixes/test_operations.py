@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.fixes.operations import (
+from app.api.fixes.operations import (
     ApplyFailure,
     FixPlan,
     OperationError,

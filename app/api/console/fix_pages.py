@@ -18,10 +18,10 @@ from app.api.console.payload_view import bytes_text
 from app.api.console.problem_pages import error_url, problem_url
 from app.api.console.sessions import ConsoleUser
 from app.api.error_views import find_error
+from app.api.fixes.views import find_fix
 from app.api.problem_views import find_problem
 from app.api.problems import ApiError
 from app.api.routes_fixes import saved_fixes
-from app.fixes.views import find_fix
 
 # Each named operation's button inserts this, filled with the documented example's values.
 NAMED_TEMPLATES: tuple[tuple[str, dict[str, Any]], ...] = (

@@ -21,8 +21,15 @@ import jsonpatch
 import orjson
 from jsonpointer import JsonPointerException
 
-from app.fixes import named_operations as named
-from app.fixes.named_operations import Failed, Invalid, locate, pointer_parts, pointer_text, show
+from app.api.fixes import named_operations as named
+from app.api.fixes.named_operations import (
+    Failed,
+    Invalid,
+    locate,
+    pointer_parts,
+    pointer_text,
+    show,
+)
 
 MAX_OPERATIONS = 100
 MAX_OPERATION_BYTES = 64 * 1024

@@ -25,6 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.audit import record_audit
+from app.api.fixes.operations import FixPlan, OperationError, parse_operations
+from app.api.fixes.preview import Outcome, load_rows, preview_rows, shared_addons
+from app.api.fixes.views import SavedFix
 from app.api.producer import KafkaProducerHolder
 from app.api.replay_limit import TokenBucket
 from app.api.replay_service import (
@@ -36,9 +39,6 @@ from app.api.replay_service import (
 )
 from app.api.schemas.fixes import FixRequest, SavedFixApply
 from app.api.schemas.replay import ReplayFilter
-from app.fixes.operations import FixPlan, OperationError, parse_operations
-from app.fixes.preview import Outcome, load_rows, preview_rows, shared_addons
-from app.fixes.views import SavedFix
 from app.store.models import Fix, IngestError, Problem
 
 SAMPLES = 5

@@ -21,10 +21,10 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.error_views import decode_headers
+from app.api.fixes.operations import ApplyFailure, FixPlan, apply_plan_with_document
 from app.api.replay import Refusal, replay_headers, replays_done, stored_payload, target_topic
 from app.contract import headers as h
 from app.contract.errors import Rejection
-from app.fixes.operations import ApplyFailure, FixPlan, apply_plan_with_document
 from app.ingest.addons import AddonRegistry
 from app.ingest.lookup import DbLookup
 from app.ingest.pipeline import Lookup, RawRecord, process, process_decoded
