@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
@@ -91,6 +93,34 @@ class KafkaProducerHolder:
                 f"Kafka did not accept the event: {type(exc).__name__}",
             ) from exc
 
+    async def send_many(
+        self,
+        records: Sequence[OutgoingRecord],
+        *,
+        timeout: float = 30.0,
+    ) -> list[RecordMetadata | ApiError]:
+        """Produce every record without waiting for each acknowledgement in turn (the client
+        batches them per partition, in order), then wait for all: per record, its metadata or
+        the ApiError saying why the broker did not take it."""
+        producer = await self._ensure()
+        pending: list[asyncio.Future | ApiError] = []
+        for record in records:
+            try:
+                pending.append(
+                    await producer.send(
+                        record.topic, value=record.value, key=record.key, headers=record.headers
+                    )
+                )
+            except Exception as exc:
+                pending.append(_unavailable(exc))
+        waited = await asyncio.gather(
+            *(_wait(item, timeout) for item in pending), return_exceptions=True
+        )
+        return [
+            item if isinstance(item, RecordMetadata | ApiError) else _unavailable(item)
+            for item in waited
+        ]
+
     async def ping(self, timeout: float = 3.0) -> bool:
         """Whether the cluster answers a metadata request now."""
         try:
@@ -104,6 +134,31 @@ class KafkaProducerHolder:
         if self._producer is not None:
             await _quiet_stop(self._producer)
             self._producer = None
+
+
+class OutgoingRecord(Protocol):
+    """What ``send_many`` reads of each record (app.api.replay.Prepared is one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+
+
+def _unavailable(exc: BaseException) -> ApiError:
+    return ApiError(
+        503, "ServiceUnavailableError", f"Kafka did not accept the event: {type(exc).__name__}"
+    )
+
+
+async def _wait(item: asyncio.Future | ApiError, timeout: float) -> RecordMetadata | ApiError:
+    if isinstance(item, ApiError):
+        return item
+    return await asyncio.wait_for(item, timeout)
 
 
 async def _quiet_stop(producer: AIOKafkaProducer) -> None:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.audit import record_audit
 from app.api.error_views import error_filters
 from app.api.metrics import REPLAYED
+from app.api.problems import ApiError
 from app.api.producer import KafkaProducerHolder
 from app.api.replay import Prepared, Refusal, mark_replayed, prepare
 from app.api.replay_limit import TokenBucket
@@ -75,28 +76,43 @@ def rate_limited(bucket: TokenBucket) -> RateLimited:
     return RateLimited(max(1, int(bucket.wait_for_one() + 0.999)))
 
 
-def _record(
+# Replays produced before their rows are marked, and marked in one transaction: a chunk
+# bounds what an interrupted call leaves produced but unmarked (the worker still reports
+# each outcome under its error_id) and the size of one transaction.
+REPLAY_CHUNK = 500
+
+
+def _record_chunk(
     sessions: sessionmaker[Session],
-    error_id: str,
-    prepared: Prepared,
-    meta: Any,
+    sent: Sequence[tuple[Prepared, Any]],
     project_id: str,
     actor: str,
 ) -> None:
+    ids = [prepared.error_id for prepared, _ in sent]
     with sessions() as session, session.begin():
-        # Write first, read second: the no-op UPDATE takes the row (PostgreSQL) or the
-        # database (SQLite) write lock, so a worker outcome committed meanwhile is seen
+        # Write first, read second: the no-op UPDATE takes the rows' (PostgreSQL) or the
+        # database's (SQLite) write lock, so a worker outcome committed meanwhile is seen
         # and merged instead of being overwritten by "pending".
         session.execute(
             update(IngestError)
-            .where(IngestError.id == error_id)
+            .where(IngestError.id.in_(ids))
             .values(updated_at=IngestError.updated_at)
+            .execution_options(synchronize_session=False)
         )
-        fresh = session.get(IngestError, error_id)
-        if fresh is None:
-            return
-        mark_replayed(fresh, prepared, meta, actor)
-        record_audit(session, actor, "error.replay", project_id=project_id, target=error_id)
+        fresh = {
+            row.id: row
+            for row in session.execute(select(IngestError).where(IngestError.id.in_(ids)))
+            .scalars()
+            .all()
+        }
+        for prepared, meta in sent:
+            row = fresh.get(prepared.error_id)
+            if row is None:  # deleted meanwhile: nothing to mark
+                continue
+            mark_replayed(row, prepared, meta, actor)
+            record_audit(
+                session, actor, "error.replay", project_id=project_id, target=prepared.error_id
+            )
 
 
 async def produce_replays(
@@ -112,33 +128,45 @@ async def produce_replays(
     bootstrap: str | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Replay each (row, patched value or None for the original bytes), taking one token
-    each; what was produced and what was refused. The caller sized ``items`` to the bucket."""
+    each; what was produced and what was refused. The caller sized ``items`` to the bucket.
+
+    Produced ``REPLAY_CHUNK`` at a time; when the broker refuses one, what it acknowledged
+    is still marked, then the refusal (an ApiError, 503) is raised."""
     replayed: list[dict[str, Any]] = []
     refused: list[dict[str, str]] = []
-    for row, patched in items:
-        try:
-            prepared = await prepare(
-                row, cap=cap, bootstrap=bootstrap, patched=patched, fix_id=fix_id
-            )
-        except Refusal as refusal:
-            refused.append({"error_id": row.id, "reason": refusal.reason})
-            REPLAYED.labels("refused").inc()
-            continue
-        meta = await producer.send(
-            prepared.topic, prepared.value, key=prepared.key, headers=prepared.headers
-        )
-        bucket.take(1)
-        await run_in_threadpool(_record, sessions, row.id, prepared, meta, project_id, actor)
-        REPLAYED.labels("produced").inc()
-        replayed.append(
+    for start in range(0, len(items), REPLAY_CHUNK):
+        prepared_chunk: list[Prepared] = []
+        for row, patched in items[start : start + REPLAY_CHUNK]:
+            try:
+                prepared_chunk.append(
+                    await prepare(row, cap=cap, bootstrap=bootstrap, patched=patched, fix_id=fix_id)
+                )
+            except Refusal as refusal:
+                refused.append({"error_id": row.id, "reason": refusal.reason})
+                REPLAYED.labels("refused").inc()
+        results = await producer.send_many(prepared_chunk)
+        sent = [
+            (prepared, meta)
+            for prepared, meta in zip(prepared_chunk, results, strict=True)
+            if not isinstance(meta, ApiError)
+        ]
+        bucket.take(len(sent))
+        if sent:
+            await run_in_threadpool(_record_chunk, sessions, sent, project_id, actor)
+        REPLAYED.labels("produced").inc(len(sent))
+        replayed.extend(
             {
-                "error_id": row.id,
+                "error_id": prepared.error_id,
                 "topic": prepared.topic,
                 "partition": meta.partition,
                 "offset": meta.offset,
                 "replay_count": prepared.count,
             }
+            for prepared, meta in sent
         )
+        failure = next((meta for meta in results if isinstance(meta, ApiError)), None)
+        if failure is not None:
+            raise failure
     return replayed, refused
 
 

@@ -10,6 +10,7 @@ import uvicorn
 from app import logs
 from app.api import access_log
 from app.api.app import create_app
+from app.gc_tuning import tune_garbage_collector
 from app.settings import Settings
 
 log = logging.getLogger("inbound.api")
@@ -25,6 +26,8 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and not self.should_exit:
+            # Routes, models and the GeoIP reader are loaded now: keep them out of collection.
+            tune_garbage_collector()
             base = f"http://{self.settings.api_host}:{self.settings.api_port}"
             log.info("API ready on %s (docs at %s/docs)", base, base)
             logs.ready("api")
