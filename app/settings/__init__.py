@@ -31,6 +31,42 @@ class Settings(BaseSettings):
         description="Backend Kafka bootstrap servers; unset means `inbound up` starts a local broker.",
     )
     kafka_port: int = Field(default=9092, description="First port of the local Kafka broker(s).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every backend client (worker, DLQ writer, API, gateway, CLI, "
+        "benchmarks) connects to INBOUND_KAFKA_BOOTSTRAP: PLAINTEXT, SSL, SASL_PLAINTEXT or "
+        "SASL_SSL.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN",
+        description="SASL mechanism for the backend Kafka (SASL_* protocols): PLAIN, "
+        "SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL username for the backend Kafka (SASL_* protocols)."
+    )
+    kafka_sasl_password: str | None = Field(
+        default=None,
+        description="SASL password for the backend Kafka (SASL_* protocols); never logged.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) the backend brokers' certificates are checked "
+        "against (SSL, SASL_SSL); unset means the system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM client certificate for mutual TLS with the backend Kafka (with "
+        "INBOUND_KAFKA_SSL_KEYFILE).",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of INBOUND_KAFKA_SSL_CERTFILE."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Whether a backend broker's certificate must name the host it is reached "
+        "at (SSL, SASL_SSL).",
+    )
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
     api_port: int = Field(default=8080, description="Port of the HTTP API.")
     gateway_host: str = Field(default="127.0.0.1", description="Address the Kafka edge binds to.")
