@@ -273,3 +273,50 @@ def status(data_dir: Path) -> dict:
         "cluster_id": state.cluster_id,
         "nodes": nodes,
     }
+
+
+def restart_node(data_dir: Path, node_id: int, cache_dir: Path, timeout: float = 90.0) -> dict:
+    """Start one stopped node of a running cluster again from its saved configuration.
+
+    For fault tests: a node killed on purpose rejoins with its own storage, and the state file
+    records its new pid, so ``stop`` still ends the whole cluster.
+    """
+    state = read_state(data_dir)
+    if state is None:
+        raise KafkaStartError(f"no local cluster in {data_dir}")
+    node = next((n for n in state.nodes if n["node_id"] == node_id), None)
+    if node is None:
+        raise KafkaStartError(f"the local cluster has no node {node_id}")
+    if pid_alive(node["pid"]):
+        return node
+    node_dir = Path(node["dir"])
+    with open(node_dir / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            _java_command(
+                java_executable(),
+                cache_dir,
+                "kafka.Kafka",
+                str(node_dir / "server.properties"),
+                log_dir=node_dir,
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    node["pid"] = proc.pid
+    (cluster_dir(data_dir) / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+    # Within the broker session timeout the others still list the killed node, so the
+    # cluster answering is not enough: its own listener must be open again.
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", node["broker_port"]):
+        if time.monotonic() > deadline or not pid_alive(proc.pid):
+            raise KafkaStartError(
+                f"node {node_id} did not come back; see {node_dir / 'server.log'}"
+            )
+        time.sleep(0.2)
+    try:
+        asyncio.run(wait_until_answers(state.bootstrap, len(state.nodes), timeout))
+    except KafkaStartError as exc:
+        raise KafkaStartError(f"{exc}. Broker log: {node_dir / 'server.log'}") from None
+    return node
