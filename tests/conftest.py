@@ -6,13 +6,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from app.settings import Settings
 from app.store.migrate import upgrade
-from tests.support.ports import free_kafka_base
+from tests.support.ports import free_kafka_base, free_port
 from tests.support.postgres import LocalPostgres, PostgresUnavailable, wait_for
+
+if TYPE_CHECKING:
+    from app.kafka.secured_local import SecuredKafka
 
 # PostgreSQL is the production database: without it the suite fails (with the line that
 # installs it) rather than skip a third of itself. INBOUND_REQUIRE_POSTGRES=0 opts out.
@@ -48,6 +52,24 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = local.start(data_dir, _cache_dir(), base_port=free_kafka_base(1), nodes=1)
     try:
         yield state.bootstrap
+    finally:
+        local.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    """A second real one-node broker whose SASL_SSL listener takes SCRAM-SHA-256, SCRAM-SHA-512
+    and PLAIN users (app/kafka/secured_local.py), started once for the session when a test
+    asks for it. ``.settings(mechanism)`` are Settings kwargs for it, ``.options(mechanism)``
+    KafkaClientOptions, ``.plain_bootstrap`` its PLAINTEXT listener for a test's own admin."""
+    from app.kafka import local, secured_local
+
+    data_dir = tmp_path_factory.mktemp("secured-kafka")
+    secured = secured_local.start_secured(
+        data_dir, _cache_dir(), base_port=free_kafka_base(1), sasl_port=free_port()
+    )
+    try:
+        yield secured
     finally:
         local.stop(data_dir)
 

@@ -59,3 +59,18 @@ def local_nodes(base_port: int, count: int, data_dir: str) -> list[NodeSpec]:
         )
         for i in range(1, count + 1)
     ]
+
+
+def with_overrides(properties: str, overrides: dict[str, str]) -> str:
+    """``properties`` with each key of ``overrides`` set: an existing line is replaced in
+    place, a new key is appended (the secured runner's listeners on top of the template)."""
+    lines, seen = [], set()
+    for line in properties.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and key in overrides:
+            lines.append(f"{key}={overrides[key]}")
+            seen.add(key)
+        else:
+            lines.append(line)
+    lines += [f"{k}={v}" for k, v in overrides.items() if k not in seen]
+    return "\n".join(lines) + "\n"

@@ -105,7 +105,11 @@ def _write_node_files(root: Path, node: NodeSpec, nodes: list[NodeSpec]) -> Path
     return node_dir
 
 
-def _format_storage(java: str, cache_dir: Path, node_dir: Path, cluster_id: str) -> None:
+def format_storage(
+    java: str, cache_dir: Path, node_dir: Path, cluster_id: str, *extra: str
+) -> None:
+    """Format the node's KRaft storage once; ``extra`` are more StorageTool arguments (the
+    secured runner's ``--add-scram`` users)."""
     if (node_dir / "data" / "meta.properties").exists():
         return
     cmd = _java_command(
@@ -118,11 +122,31 @@ def _format_storage(java: str, cache_dir: Path, node_dir: Path, cluster_id: str)
         "-c",
         str(node_dir / "server.properties"),
         "--ignore-formatted",
+        *extra,
         log_dir=node_dir,
     )
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise KafkaStartError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+
+
+def launch_node(java: str, cache_dir: Path, node_dir: Path) -> int:
+    """Start one broker JVM on the node's server.properties; its pid."""
+    with open(node_dir / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            _java_command(
+                java,
+                cache_dir,
+                "kafka.Kafka",
+                str(node_dir / "server.properties"),
+                log_dir=node_dir,
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal must not reach the JVM directly
+        )
+    return proc.pid
 
 
 async def wait_until_answers(bootstrap: str, expected_brokers: int, timeout: float = 90.0) -> None:
@@ -185,25 +209,11 @@ def start(
     node_states = []
     for spec in specs:
         node_dir = _write_node_files(root, spec, specs)
-        _format_storage(java, cache_dir, node_dir, cluster_id)
-        with open(node_dir / "stdout.log", "ab") as out:
-            proc = subprocess.Popen(
-                _java_command(
-                    java,
-                    cache_dir,
-                    "kafka.Kafka",
-                    str(node_dir / "server.properties"),
-                    log_dir=node_dir,
-                ),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in a terminal must not reach the JVM directly
-            )
+        format_storage(java, cache_dir, node_dir, cluster_id)
         node_states.append(
             {
                 "node_id": spec.node_id,
-                "pid": proc.pid,
+                "pid": launch_node(java, cache_dir, node_dir),
                 "broker_port": spec.broker_port,
                 "controller_port": spec.controller_port,
                 "dir": str(node_dir),
