@@ -7,27 +7,50 @@ project's topic.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from kafka.protocol.api_key import ApiKey
 from kafka.protocol.metadata import FindCoordinatorResponse, MetadataResponse
 from kafka.protocol.producer import InitProducerIdRequest, InitProducerIdResponse
 
 from app.gateway import errors
+from app.gateway.backend import BackendError
 from app.gateway.creation import Refusal, create_collections
 from app.gateway.naming import Kind
 from app.gateway.session import GATEWAY_NODE_ID, Reply, Session
 from app.gateway.wire import RequestHeader
 
+log = logging.getLogger("inbound.gateway.cluster")
+
 _ZERO_UUID = uuid.UUID(int=0)
+# As long as a control request may take on the backend connection (Backend.control_request).
+_CONTROL_ANSWER_SECONDS = 30.0
 _TXN_REFUSED = "transactions are not allowed on this cluster"
 # FindCoordinator key types.
 _GROUP_KEY, _TRANSACTION_KEY = 0, 1
 
+T = TypeVar("T")
+
 Broker = MetadataResponse.MetadataResponseBroker
 Topic = MetadataResponse.MetadataResponseTopic
 Partition = MetadataResponse.MetadataResponseTopic.MetadataResponsePartition
+
+
+async def once_more_if_cut(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a control-connection call again once if its connection was cut mid-request.
+
+    The shared control connection dies with the broker it is on; the next call opens one to
+    another broker, so a client is not disconnected for one broker's death.
+    """
+    try:
+        return await call()
+    except BackendError as exc:
+        log.info("backend control request failed (%s): trying another broker", exc)
+        return await call()
 
 
 def _topic(name: str, code: int, partitions: list[Any] | None = None) -> Any:
@@ -65,7 +88,7 @@ async def handle_metadata(session: Session, header: RequestHeader, req: Any) -> 
     all_topics = req.topics is None or (header.api_version == 0 and not req.topics)
     out: list[Any] = []
     if all_topics:
-        resp = await backend.refresh(None)
+        resp = await once_more_if_cut(lambda: backend.refresh(None))
         for t in resp.topics:
             customer = names.customer_topic(t.name)
             if customer is not None and t.error_code == errors.NONE:
@@ -76,7 +99,7 @@ async def handle_metadata(session: Session, header: RequestHeader, req: Any) -> 
         backend_names = [m.backend for m in mapped.values() if m.backend is not None]
         found: dict[str, Any] = {}
         if backend_names:
-            resp = await backend.refresh(backend_names)
+            resp = await once_more_if_cut(lambda: backend.refresh(backend_names))
             found = {t.name: t for t in resp.topics}
         auto_create = header.api_version < 4 or req.allow_auto_topic_creation
         missing = [
@@ -189,12 +212,18 @@ async def handle_init_producer_id(session: Session, header: RequestHeader, req: 
         producer_id=req.producer_id,
         producer_epoch=req.producer_epoch,
     )
-    conn = await session.links.any_node()
-    fut = conn.send(forward, version)
-    await conn.drain()
+    try:
+        fut = await _send_to_a_live_node(session, forward, version)
+    except BackendError as exc:
+        log.warning("no backend broker for InitProducerId: %s", exc)
+        return _no_producer_id()
 
     async def finish() -> Any:
-        resp = await fut
+        try:
+            resp = await asyncio.wait_for(fut, _CONTROL_ANSWER_SECONDS)
+        except (BackendError, TimeoutError) as exc:
+            log.warning("no InitProducerId answer from the backend: %s", exc)
+            return _no_producer_id()
         return InitProducerIdResponse(
             throttle_time_ms=resp.throttle_time_ms,
             error_code=resp.error_code,
@@ -203,3 +232,34 @@ async def handle_init_producer_id(session: Session, header: RequestHeader, req: 
         )
 
     return finish()
+
+
+def _no_producer_id() -> Any:
+    # What Kafka clients retry InitProducerId on (after a back-off), as they would against a
+    # broker whose producer-id manager is briefly unavailable.
+    return InitProducerIdResponse(
+        throttle_time_ms=0,
+        error_code=errors.COORDINATOR_NOT_AVAILABLE,
+        producer_id=-1,
+        producer_epoch=-1,
+    )
+
+
+async def _send_to_a_live_node(session: Session, request: Any, version: int) -> asyncio.Future:
+    """Send to any backend broker that takes the connection: a dead one stays in the
+    backend's metadata until it is fenced, and any broker can hand out a producer id."""
+    backend = session.backend
+    if not backend.nodes:
+        await backend.refresh([])
+    last: BackendError | None = None
+    for node_id in list(backend.nodes):
+        try:
+            conn = await session.links.node(node_id)
+            fut = conn.send(request, version)
+            await conn.drain()
+        except BackendError as exc:
+            last = exc
+            continue
+        assert fut is not None
+        return fut
+    raise last or BackendError("the backend lists no brokers")

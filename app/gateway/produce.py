@@ -13,6 +13,7 @@ from kafka.protocol.producer import ProduceRequest, ProduceResponse
 
 from app.gateway import errors
 from app.gateway.backend import BackendError
+from app.gateway.cluster import once_more_if_cut
 from app.gateway.creation import Refusal, create_collections
 from app.gateway.naming import Kind
 from app.gateway.records import BatchRefused, stamp_records
@@ -100,7 +101,11 @@ async def handle_produce(session: Session, header: RequestHeader, req: Any) -> R
         for p in t.partition_data:
             results[t.name][p.index] = _result(p.index, code, message)
 
-    leaders = await session.backend.leaders(list(wanted.values())) if wanted else {}
+    leaders = (
+        await once_more_if_cut(lambda: session.backend.leaders(list(wanted.values())))
+        if wanted
+        else {}
+    )
     missing = [b for b in wanted.values() if b not in leaders]
     refused: dict[str, Refusal] = {}
     if missing:

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
 
 from app.contract.topics import inbound_topic
 from app.settings import Settings
 from tests.gateway.conftest import Edge, make_edge
+from tests.gateway.rawclient import Raw, batch
 from tests.support.ports import free_kafka_base
 from tests.support.three_brokers import ThreeBrokers, create_topic, wait_for_partitions
 
@@ -237,3 +239,58 @@ def test_leader_killed_mid_stream_loses_and_duplicates_nothing_acknowledged(
             wait_for_partitions(cluster.bootstrap, topic, leaders_among=NODES, isr_size=3)
         )
         assert all(len(isr) == 3 for _, isr in after_restart.values()), after_restart
+
+
+def test_a_client_arriving_while_a_leader_is_dead_gets_retriable_answers(
+    cluster: ThreeBrokers, edge3: Edge, new_project
+) -> None:
+    """Between a broker's death and its fencing (the backend's 9 s session timeout) the
+    backend still names it: the edge must answer with errors a client retries, never close."""
+    p = new_project()
+    topic = inbound_topic(p["project_id"], "arrival")
+    state = _ready_topic(cluster, topic)
+    victim = 1  # the first broker the backend lists: the gateway's first choice for any node
+    raw = Raw(edge3.plain_port, timeout=90)
+    try:
+        assert raw.sasl(p["project_id"], p["write_key"]).error_code == 0
+        cluster.kill(victim)
+        init = raw.request(
+            InitProducerIdRequest(
+                transactional_id=None,
+                transaction_timeout_ms=60000,
+                producer_id=-1,
+                producer_epoch=-1,
+            ),
+            1,
+        )
+        # A producer id, or what Kafka clients retry InitProducerId on: 14
+        # COORDINATOR_LOAD_IN_PROGRESS (the backend waits for its controller to hand out ids),
+        # 15 COORDINATOR_NOT_AVAILABLE (the edge found no broker to ask).
+        assert (init.error_code, init.producer_id >= 0) in ((0, True), (14, False), (15, False))
+        request = ProduceRequest(
+            transactional_id=None,
+            acks=-1,
+            timeout_ms=30000,
+            topic_data=[
+                ProduceRequest.TopicProduceData(
+                    name="arrival",
+                    partition_data=[
+                        ProduceRequest.TopicProduceData.PartitionProduceData(
+                            index=part, records=batch([json.dumps({"p": part}).encode()])
+                        )
+                        for part in range(PARTITIONS)
+                    ],
+                )
+            ],
+        )
+        resp = raw.request(request, 9)
+        codes = {r.index: r.error_code for r in resp.responses[0].partition_responses}
+        assert set(codes) == set(range(PARTITIONS))
+        # 0 NONE, 5 LEADER_NOT_AVAILABLE, 6 NOT_LEADER_OR_FOLLOWER, 7 REQUEST_TIMED_OUT
+        assert set(codes.values()) <= {0, 5, 6, 7}, codes
+        dead_led = {part for part, (leader, _) in state.items() if leader == victim}
+        assert all(codes[part] in (5, 6) for part in dead_led), codes
+    finally:
+        raw.close()
+        cluster.restart(victim)
+        asyncio.run(wait_for_partitions(cluster.bootstrap, topic, leaders_among=NODES, isr_size=3))
