@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from kafka.protocol.metadata import (
 )
 
 from app.gateway import errors
-from app.gateway.wire import decode_response, encode_request, read_frame
+from app.gateway.backend_auth import LoginRefused, login
+from app.gateway.wire import FrameTooLarge, decode_response, encode_request, read_frame
+from app.kafka.client_options import KafkaClientOptions
 
 log = logging.getLogger("inbound.gateway.backend")
 
@@ -35,18 +38,42 @@ log = logging.getLogger("inbound.gateway.backend")
 # header to every record, which can grow a full batch by ~50 bytes a record; the backend
 # topics it creates accept twice the limit so a batch that passed the edge is never refused.
 BACKEND_MAX_MESSAGE_BYTES = 2 * 1048588
+# Login answers are small; a bigger "frame" is a TLS alert read as Kafka (a TLS listener
+# reached without TLS), not something to buffer.
+MAX_LOGIN_FRAME_BYTES = 1 << 20
 
 
 class BackendError(ConnectionError):
     pass
 
 
-class BackendConnection:
-    """One TCP connection to one broker; requests may be pipelined, answers come in order."""
+class BackendSettingsError(BackendError):
+    """The backend refused the gateway's TLS or SASL settings: retrying cannot help, and the
+    message names the INBOUND_KAFKA_* setting to fix."""
 
-    def __init__(self, host: str, port: int, client_id: str = "inbound-gateway") -> None:
+
+def _protocol_hint(options: KafkaClientOptions | None) -> str:
+    protocol = options.security_protocol if options else "PLAINTEXT"
+    return (
+        f"check INBOUND_KAFKA_SECURITY_PROTOCOL (now {protocol}): it must be what the "
+        "listener speaks"
+    )
+
+
+class BackendConnection:
+    """One connection to one broker (TLS and a SASL login first when ``options`` say so);
+    requests may be pipelined, answers come in order."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str = "inbound-gateway",
+        options: KafkaClientOptions | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self._client_id = client_id
+        self._options = options
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[tuple[int, int, int, asyncio.Future[ApiMessage]]] = deque()
@@ -55,16 +82,75 @@ class BackendConnection:
         self.closed = False
 
     async def connect(self, timeout: float = 10.0) -> None:
+        where = f"backend broker {self.host}:{self.port}"
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), timeout
-            )
+            async with asyncio.timeout(timeout):
+                await self._open()
+        except ssl.SSLCertVerificationError as exc:
+            self._abandon()
+            raise BackendSettingsError(
+                f"{where}: its TLS certificate is not trusted ({exc.verify_message}); set "
+                "INBOUND_KAFKA_SSL_CAFILE to the CA that signed the brokers' certificates (or "
+                "INBOUND_KAFKA_SSL_CHECK_HOSTNAME=false if it does not name this host)"
+            ) from None
+        except ssl.SSLError as exc:
+            self._abandon()
+            raise BackendSettingsError(
+                f"{where}: the TLS handshake failed ({exc.reason or exc}); "
+                f"{_protocol_hint(self._options)}, and the INBOUND_KAFKA_SSL_* files"
+            ) from None
+        except LoginRefused as exc:
+            self._abandon()
+            raise BackendSettingsError(f"{where}: {exc}") from None
+        except BackendSettingsError:
+            self._abandon()
+            raise
+        except (FrameTooLarge, asyncio.IncompleteReadError) as exc:
+            self._abandon()
+            raise BackendSettingsError(
+                f"{where} did not answer the login as Kafka does ({exc}); "
+                f"{_protocol_hint(self._options)}"
+            ) from None
         except (OSError, TimeoutError) as exc:
-            self.closed = True
-            raise BackendError(
-                f"cannot reach backend broker {self.host}:{self.port}: {exc}"
-            ) from exc
+            self._abandon()
+            raise BackendError(f"cannot reach {where}: {str(exc) or type(exc).__name__}") from exc
         self._read_task = asyncio.create_task(self._read_loop())
+
+    async def _open(self) -> None:
+        options = self._options
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        tls = options.ssl_context if options is not None else None
+        if tls is not None:
+            try:
+                await self._writer.start_tls(tls, server_hostname=self.host)
+            except ConnectionError as exc:
+                # The broker is there (TCP connected) but hung up on the ClientHello: a
+                # listener without TLS reads it as an oversized request and closes.
+                raise BackendSettingsError(
+                    f"backend broker {self.host}:{self.port} closed the connection during the "
+                    f"TLS handshake ({type(exc).__name__}); {_protocol_hint(options)}"
+                ) from None
+        if options is not None and options.uses_sasl:
+            await login(self._exchange, options)
+
+    async def _exchange(self, request: ApiMessage, version: int) -> ApiMessage:
+        """One request and its answer, before the read loop runs (the SASL login)."""
+        assert self._reader is not None and self._writer is not None
+        correlation_id = next(self._ids)
+        self._writer.write(encode_request(request, version, correlation_id, self._client_id))
+        await self._writer.drain()
+        frame = await read_frame(self._reader, MAX_LOGIN_FRAME_BYTES)
+        if frame is None:
+            raise asyncio.IncompleteReadError(b"", None)
+        got_id, body = decode_response(request.API_KEY, version, frame)
+        if got_id != correlation_id:
+            raise LoginRefused(f"backend answered {got_id}, expected {correlation_id}")
+        return body
+
+    def _abandon(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.close()
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
@@ -86,6 +172,11 @@ class BackendConnection:
                     fut.set_result(body)
         except (OSError, asyncio.IncompleteReadError, BackendError) as exc:
             failure = exc if isinstance(exc, BackendError) else BackendError(str(exc))
+        except FrameTooLarge as exc:
+            failure = BackendSettingsError(
+                f"backend {self.host}:{self.port} answered with {exc}: not Kafka as this "
+                f"connection speaks it; {_protocol_hint(self._options)}"
+            )
         except Exception as exc:  # an undecodable answer: fail loudly, never hang callers
             log.exception("bad answer from backend %s:%s", self.host, self.port)
             failure = BackendError(f"bad answer from backend: {exc!r}")
@@ -147,11 +238,9 @@ class Backend:
 
     METADATA_MAX_AGE = 30.0
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap: list[tuple[str, int]] = []
-        for entry in bootstrap.split(","):
-            host, _, port = entry.strip().rpartition(":")
-            self.bootstrap.append((host.strip("[]"), int(port)))
+    def __init__(self, options: KafkaClientOptions) -> None:
+        self.options = options  # every backend connection's TLS and SASL settings
+        self.bootstrap: list[tuple[str, int]] = options.hosts
         self.versions: dict[int, tuple[int, int]] = {}
         self.nodes: dict[int, tuple[str, int]] = {}
         self.topics: dict[str, TopicInfo] = {}
@@ -161,12 +250,24 @@ class Backend:
 
     async def start(self) -> None:
         conn = await self.control()
-        # v0 is understood by every broker; its answer lists every API's range.
-        resp = await conn.request(ApiVersionsRequest(), 0)
-        if resp.error_code:
-            raise BackendError(f"backend ApiVersions failed with error {resp.error_code}")
-        self.versions = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
-        await self.refresh([])
+        try:
+            # v0 is understood by every broker; its answer lists every API's range.
+            resp = await conn.request(ApiVersionsRequest(), 0)
+            if resp.error_code:
+                raise BackendError(f"backend ApiVersions failed with error {resp.error_code}")
+            self.versions = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+            await self.refresh([])
+        except BackendSettingsError:
+            raise
+        except (BackendError, TimeoutError) as exc:
+            if not conn.closed:
+                raise
+            # A SASL listener reached without a login answers ApiVersions, then hangs up.
+            raise BackendError(
+                f"backend {conn.host}:{conn.port} stopped answering "
+                f"({str(exc) or type(exc).__name__}); "
+                f"{_protocol_hint(self.options)}"
+            ) from None
 
     def version(self, api_key: int, preferred: int, floor: int = 0) -> int:
         """The version to speak to the backend for a local API: ``preferred`` clamped to the
@@ -181,9 +282,11 @@ class Backend:
             last: Exception | None = None
             candidates = list(self.nodes.values()) + self.bootstrap
             for host, port in candidates:
-                conn = BackendConnection(host, port, "inbound-gateway-control")
+                conn = BackendConnection(host, port, "inbound-gateway-control", self.options)
                 try:
                     await conn.connect()
+                except BackendSettingsError:
+                    raise  # wrong for every broker alike: the message says what to fix
                 except BackendError as exc:
                     last = exc
                     continue
@@ -327,7 +430,7 @@ class SessionLinks:
             if node_id not in self.backend.nodes:
                 raise BackendError(f"backend broker {node_id} is unknown")
             host, port = self.backend.nodes[node_id]
-            conn = BackendConnection(host, port, self._client_id)
+            conn = BackendConnection(host, port, self._client_id, self.backend.options)
             await conn.connect()
             self._conns[node_id] = conn
             return conn

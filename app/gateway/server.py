@@ -13,10 +13,11 @@ from typing import Any
 
 from app import logs
 from app.gateway.auth import KeyVerifier
-from app.gateway.backend import Backend
+from app.gateway.backend import Backend, BackendSettingsError
 from app.gateway.policy import APIS, advertised
 from app.gateway.ratelimit import AuthFailures, ProduceQuota
 from app.gateway.session import EdgeLimits, GatewayContext, Session
+from app.kafka.client_options import KafkaClientOptions, KafkaConfigError, kafka_options
 from app.settings import Settings
 from app.store.db import engine_for
 
@@ -38,6 +39,14 @@ def backend_bootstrap(settings: Settings) -> str:
     raise RuntimeError(
         "no backend Kafka: set INBOUND_KAFKA_BOOTSTRAP or start one with `inbound kafka start`"
     )
+
+
+def backend_options(settings: Settings) -> KafkaClientOptions:
+    """The backend address with the INBOUND_KAFKA_* security settings every backend
+    connection uses (KafkaConfigError for settings that cannot work together)."""
+    options = kafka_options(settings, backend_bootstrap(settings))
+    assert options is not None  # backend_bootstrap found an address or raised
+    return options
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path]:
@@ -144,7 +153,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.backend = Backend(backend_bootstrap(settings))
+        self.backend = Backend(backend_options(settings))
         self.tls_port: int | None = None
         self.plain_port: int | None = None
         self._servers: list[asyncio.Server] = []
@@ -192,7 +201,7 @@ class Gateway:
             "Kafka edge (SASL_SSL/PLAIN) on %s:%s, backend %s",
             host,
             self.tls_port,
-            self.backend.bootstrap,
+            self.backend.options.describe(),
         )
         self._tls_watch = asyncio.create_task(self.tls.watch(TLS_RELOAD_SECONDS))
         if s.gateway_plain_port:
@@ -278,4 +287,9 @@ async def _serve(settings: Settings) -> None:
 def run_gateway(settings: Settings) -> None:
     """Serve the Kafka edge until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate."""
     logs.setup_from_settings("gateway", settings)
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except (KafkaConfigError, BackendSettingsError) as exc:
+        # Retrying cannot fix a wrong password, CA or protocol: say so once and stop.
+        log.error("cannot use the backend Kafka: %s", exc)
+        raise SystemExit(1) from None
