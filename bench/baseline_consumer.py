@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from app.store.db import make_engine
+from bench.backend_kafka import aiokafka_options
 
 BATCH = 2000
 # The largest record the broker accepts, per partition and fetch (as the worker).
@@ -147,7 +148,7 @@ async def consume(bootstrap: str, database_url: str, group: str, topics: list[st
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baseline-writer")
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **aiokafka_options(bootstrap),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -83,6 +83,7 @@ from app.gc_tuning import tune_garbage_collector
 from app.ingest.dlq import dead_letter
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.pipeline import RawRecord, process
+from app.kafka.client_options import kafka_options
 from app.settings import Settings
 from app.store.db import make_engine, session_scope
 from app.store.keys import find_key
@@ -206,7 +207,6 @@ async def preview_all(
             producer=KafkaProducerHolder(None),
             bucket=TokenBucket(rate=settings.replay_rate_per_second, capacity=1.0),
             cap=settings.replay_cap,
-            bootstrap=None,
             geoip_database=settings.geoip_database,
         )
         accepted += result["would_accept"]
@@ -332,7 +332,7 @@ def count(engine: Engine, table, project_id: str) -> int:  # noqa: ANN001
 async def apply_all(
     loaded: Loaded, sessions: sessionmaker, batch: int, settings: Settings, bootstrap: str
 ) -> tuple[int, list[str]]:
-    producer = KafkaProducerHolder(bootstrap)
+    producer = KafkaProducerHolder(kafka_options(settings, bootstrap))
     bucket = TokenBucket(rate=settings.replay_rate_per_second, capacity=settings.replay_burst)
     replayed, fix_ids = 0, []
     try:
@@ -345,7 +345,6 @@ async def apply_all(
                 producer=producer,
                 bucket=bucket,
                 cap=settings.replay_cap,
-                bootstrap=bootstrap,
                 geoip_database=settings.geoip_database,
             )
             replayed += result["replayed"]

@@ -27,6 +27,7 @@ import sys
 import time
 
 from app.contract.topics import inbound_topic
+from bench.backend_kafka import aiokafka_options, kcat_options
 from bench.gateway_support import running_gateway
 
 
@@ -90,7 +91,7 @@ def main() -> int:
         )
         body = b'{"event": "purchase", "pad": "' + b"x" * max(0, ns.size - 32) + b'"}\n'
         payload = body * ns.messages
-        direct_args = ["-b", bootstrap]
+        direct_args = kcat_options(bootstrap)
         edge_args = [
             "-b", f"127.0.0.1:{port}",
             "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=PLAIN",
@@ -106,7 +107,7 @@ def main() -> int:
 
         from aiokafka.helpers import create_ssl_context
 
-        direct_opts = {"bootstrap_servers": bootstrap}
+        direct_opts = aiokafka_options(bootstrap)
         edge_opts = {
             "bootstrap_servers": f"127.0.0.1:{port}",
             "security_protocol": "SASL_SSL",

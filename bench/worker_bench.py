@@ -101,6 +101,7 @@ from app.store.keys import find_key
 from app.store.migrate import upgrade
 from app.store.models import Event, IngestError, Project, StreamPause
 from app.store.projects import create_project
+from bench.backend_kafka import aiokafka_options
 from tests.support.ports import free_kafka_base, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,7 +202,7 @@ def make_values(n: int, share: float, seed: int, addons_share: float) -> tuple[l
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**aiokafka_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -216,7 +217,7 @@ async def produce_fast(
 ) -> float:
     """Produce every value in full batches, round-robin over partitions; returns events/s."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+        acks="all", linger_ms=20, max_batch_size=512 * 1024, **aiokafka_options(bootstrap)
     )
     await producer.start()
     started = time.perf_counter()
@@ -254,7 +255,7 @@ async def produce_at_rate(
     bad = invalid_positions(total, share, rng)
     templates = {i: valid_event(rng, i) for i in range(total) if i not in bad}
     invalid = {i: invalid_value(rng, i) for i in bad}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(acks="all", linger_ms=0, **aiokafka_options(bootstrap))
     await producer.start()
     try:
         futures = []

@@ -17,6 +17,7 @@ from app.api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.api.problems import ApiError
 from app.api.producer import KafkaProducerHolder
 from app.api.replay_limit import ReplayLimiter
+from app.kafka.client_options import kafka_options
 from app.settings import Settings, get_settings
 from app.store.db import engine_for, session_factory
 
@@ -33,7 +34,7 @@ another project or without the permission."""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    producer = KafkaProducerHolder(settings.kafka_bootstrap)
+    producer = KafkaProducerHolder(kafka_options(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from app.api.problems import ApiError
+from app.kafka.client_options import KafkaClientOptions
+from app.kafka.connect_check import BackendUnavailable, check_backend
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +26,35 @@ MAX_REQUEST_SIZE = 1048576
 
 
 class KafkaProducerHolder:
-    def __init__(self, bootstrap: str | None, *, start_timeout: float = 10.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, options: KafkaClientOptions | None, *, start_timeout: float = 10.0) -> None:
+        self.options = options
         self.start_timeout = start_timeout
+        # Set when the start-up check found settings that cannot work (a wrong password or
+        # CA): producing endpoints answer 503 with it instead of retrying forever.
+        self.config_error: str | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
     @property
     def configured(self) -> bool:
-        return bool(self.bootstrap)
+        return self.options is not None
+
+    @property
+    def bootstrap(self) -> str | None:
+        return self.options.bootstrap if self.options else None
 
     async def start(self) -> None:
         """Start if configured; a failure is logged, not raised (the next produce retries)."""
-        if not self.configured:
+        if self.options is None:
+            return
+        try:
+            await check_backend(self.options, self.start_timeout)
+        except BackendUnavailable as exc:
+            if exc.permanent:
+                self.config_error = str(exc)
+                log.error("Kafka producer not started: %s", exc)
+            else:
+                log.warning("Kafka producer not started (%s); producing endpoints will retry", exc)
             return
         try:
             await self._ensure()
@@ -46,15 +64,22 @@ class KafkaProducerHolder:
     async def _ensure(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
-        if not self.bootstrap:
+        if self.options is None:
             raise ApiError(
                 503, "ServiceUnavailableError", "No Kafka is configured (INBOUND_KAFKA_BOOTSTRAP)."
+            )
+        if self.config_error is not None:
+            raise ApiError(
+                503,
+                "ServiceUnavailableError",
+                f"The backend Kafka settings do not work; the operator must fix them: "
+                f"{self.config_error}",
             )
         async with self._lock:
             if self._producer is not None:
                 return self._producer
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+                **self.options.aiokafka(),
                 acks="all",
                 enable_idempotence=True,
                 max_request_size=MAX_REQUEST_SIZE,

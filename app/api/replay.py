@@ -26,6 +26,7 @@ from app.api.http_rejections import check_collection
 from app.contract import headers as h
 from app.contract.timestamps import iso_ms
 from app.contract.topics import inbound_topic, parse_inbound, parse_record_source, record_source
+from app.kafka.client_options import KafkaClientOptions
 from app.store.models import IngestError
 
 # Headers Inbound itself wrote about the failure or an earlier replay: not part of the original.
@@ -72,10 +73,10 @@ def target_topic(row: IngestError) -> str:
 
 
 async def fetch_dlq_record(
-    bootstrap: str, topic: str, partition: int, offset: int, timeout: float = 10.0
+    kafka: KafkaClientOptions, topic: str, partition: int, offset: int, timeout: float = 10.0
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]] | None:
     """Read one record back from a DLQ topic (for a payload larger than the error-table cap)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.aiokafka())
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -137,7 +138,7 @@ async def prepare(
     row: IngestError,
     *,
     cap: int,
-    bootstrap: str | None,
+    kafka: KafkaClientOptions | None,
     patched: bytes | None = None,
     fix_id: str | None = None,
 ) -> Prepared:
@@ -156,10 +157,10 @@ async def prepare(
     value: bytes | None = row.payload
     if value is None or len(value) < row.payload_size:
         # Over the table's cap: the DLQ copy holds the full original bytes.
-        if not (bootstrap and row.dlq_topic and row.dlq_partition is not None):
+        if not (kafka and row.dlq_topic and row.dlq_partition is not None):
             raise Refusal("payload_unavailable")
         fetched = await fetch_dlq_record(
-            bootstrap, row.dlq_topic, row.dlq_partition, int(row.dlq_offset or 0)
+            kafka, row.dlq_topic, row.dlq_partition, int(row.dlq_offset or 0)
         )
         if fetched is None:
             raise Refusal("payload_unavailable")

@@ -90,21 +90,21 @@ def _record_chunk(
 ) -> None:
     ids = [prepared.error_id for prepared, _ in sent]
     with sessions() as session, session.begin():
-        # Write first, read second: the no-op UPDATE takes the rows' (PostgreSQL) or the
-        # database's (SQLite) write lock, so a worker outcome committed meanwhile is seen
-        # and merged instead of being overwritten by "pending".
-        session.execute(
-            update(IngestError)
-            .where(IngestError.id.in_(ids))
-            .values(updated_at=IngestError.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-        fresh = {
-            row.id: row
-            for row in session.execute(select(IngestError).where(IngestError.id.in_(ids)))
-            .scalars()
-            .all()
-        }
+        # Lock first, read second, so a worker outcome committed meanwhile is seen and merged
+        # instead of being overwritten by "pending": PostgreSQL locks the rows in id order
+        # (as the worker's outcome write does, so the two cannot deadlock); on SQLite a
+        # no-op UPDATE takes the database's write lock.
+        query = select(IngestError).where(IngestError.id.in_(ids))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.order_by(IngestError.id).with_for_update()
+        else:
+            session.execute(
+                update(IngestError)
+                .where(IngestError.id.in_(ids))
+                .values(updated_at=IngestError.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+        fresh = {row.id: row for row in session.execute(query).scalars().all()}
         for prepared, meta in sent:
             row = fresh.get(prepared.error_id)
             if row is None:  # deleted meanwhile: nothing to mark
@@ -125,7 +125,6 @@ async def produce_replays(
     producer: KafkaProducerHolder,
     bucket: TokenBucket,
     cap: int,
-    bootstrap: str | None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Replay each (row, patched value or None for the original bytes), taking one token
     each; what was produced and what was refused. The caller sized ``items`` to the bucket.
@@ -139,7 +138,9 @@ async def produce_replays(
         for row, patched in items[start : start + REPLAY_CHUNK]:
             try:
                 prepared_chunk.append(
-                    await prepare(row, cap=cap, bootstrap=bootstrap, patched=patched, fix_id=fix_id)
+                    await prepare(
+                        row, cap=cap, kafka=producer.options, patched=patched, fix_id=fix_id
+                    )
                 )
             except Refusal as refusal:
                 refused.append({"error_id": row.id, "reason": refusal.reason})
@@ -179,7 +180,6 @@ async def replay_errors(
     producer: KafkaProducerHolder,
     bucket: TokenBucket,
     cap: int,
-    bootstrap: str | None,
 ) -> dict[str, Any]:
     """The ReplayResult of one call; NoSuchError or RateLimited when nothing can be done."""
     where = target_where(request.error_id, request.filter, project_id)
@@ -206,7 +206,6 @@ async def replay_errors(
         producer=producer,
         bucket=bucket,
         cap=cap,
-        bootstrap=bootstrap,
     )
     done = len(replayed) + len(refused)
     return {

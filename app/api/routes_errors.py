@@ -125,7 +125,6 @@ async def errors_replay(
             producer=producer,
             bucket=limiter.bucket(caller.project_id),
             cap=settings.replay_cap,
-            bootstrap=settings.kafka_bootstrap,
         )
     except NoSuchError as exc:
         raise ApiError(404, "ResourceNotFoundError", "No such error in this project.") from exc

@@ -117,7 +117,6 @@ async def fix_errors(
             producer=producer,
             bucket=limiter.bucket(project_id),
             cap=settings.replay_cap,
-            bootstrap=settings.kafka_bootstrap,
             geoip_database=settings.geoip_database,
         )
 
@@ -149,7 +148,6 @@ async def apply_saved(
             producer=producer,
             bucket=limiter.bucket(saved.project_id),
             cap=settings.replay_cap,
-            bootstrap=settings.kafka_bootstrap,
             geoip_database=settings.geoip_database,
         )
 

@@ -90,10 +90,18 @@ def kafka_stop() -> None:
 
 @kafka_cli.command("status")
 def kafka_status() -> None:
-    """Print the local cluster's state as JSON; exit 1 when it is not running."""
+    """Print the Kafka's state as JSON (the configured INBOUND_KAFKA_BOOTSTRAP with its security
+    settings, else the local cluster); exit 1 when it is not running or cannot be used."""
     from app.kafka import local
+    from app.kafka.backend_status import backend_status
+    from app.kafka.client_options import KafkaConfigError, kafka_options
 
-    info = local.status(get_settings().data_dir)
+    settings = get_settings()
+    try:
+        kafka = kafka_options(settings)
+    except KafkaConfigError as exc:
+        _fail(str(exc))
+    info = backend_status(kafka) if kafka else local.status(settings.data_dir)
     typer.echo(json.dumps(info, indent=2))
     if not info["running"]:
         raise typer.Exit(1)
@@ -147,12 +155,13 @@ def dlq_resume(
     """Resume a collection the DLQ circuit breaker paused; the worker picks it up within seconds."""
     from app.ingest.control import send_command
     from app.ingest.pause import resume
+    from app.kafka.client_options import kafka_options
     from app.store.db import get_engine, session_factory
 
     count = resume(session_factory(get_engine()), project, collection, by="cli")
     if count == 0:
         _fail(f"no paused stream for collection {collection!r} of project {project}", code=2)
-    send_command(get_settings().kafka_bootstrap, {"type": "resume"})
+    send_command(kafka_options(get_settings()), {"type": "resume"})
     typer.echo(f"resumed {count} partition(s) of {collection}")
 
 

@@ -36,6 +36,7 @@ from app.ingest.pause import PauseStore
 from app.ingest.persist import BatchOutcome, BatchWriter
 from app.ingest.records import RawRecord
 from app.ingest.router import Batch, BatchRouter, Routed, wanted
+from app.kafka.client_options import KafkaClientOptions
 from app.settings import Settings
 
 log = logging.getLogger("inbound.worker")
@@ -69,8 +70,9 @@ class _Batch:
 
 
 class IngestLoop:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, kafka: KafkaClientOptions) -> None:
         self.settings = settings
+        self.kafka = kafka
         self.engine = engine
         self._in_flight: asyncio.Task | None = None
         self.healthy = True
@@ -83,7 +85,7 @@ class IngestLoop:
         self.pauses = PauseStore(sessions)
         self.addons = AddonRegistry(settings.geoip_database)
         self.breaker = CircuitBreaker(settings.dlq_pause_ratio, settings.dlq_pause_min_events)
-        self.dlq = DlqWriter(settings.kafka_bootstrap or "", settings.dlq_replicas)
+        self.dlq = DlqWriter(kafka, settings.dlq_replicas)
         self.router = BatchRouter(self.lookup, self.addons, self.breaker, self.pauses.ratio_for)
         self.consumer: AIOKafkaConsumer | None = None
         self._paused_by_us: set[TopicPartition] = set()
@@ -99,7 +101,7 @@ class IngestLoop:
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.kafka.aiokafka(),
             group_id=GROUP_ID,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

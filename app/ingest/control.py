@@ -10,14 +10,16 @@ import logging
 
 import orjson
 
+from app.kafka.client_options import KafkaClientOptions
+
 CONTROL_TOPIC = "inbound.control"
 log = logging.getLogger(__name__)
 
 
-async def _send(bootstrap: str, command: dict) -> None:
+async def _send(kafka: KafkaClientOptions, command: dict) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    producer = AIOKafkaProducer(request_timeout_ms=5000, **kafka.aiokafka())
     await producer.start()
     try:
         await producer.send_and_wait(CONTROL_TOPIC, orjson.dumps(command))
@@ -25,12 +27,12 @@ async def _send(bootstrap: str, command: dict) -> None:
         await producer.stop()
 
 
-def send_command(bootstrap: str | None, command: dict) -> bool:
+def send_command(kafka: KafkaClientOptions | None, command: dict) -> bool:
     """True when the broker took the command; False (logged) when it could not be sent."""
-    if not bootstrap:
+    if kafka is None:
         return False
     try:
-        asyncio.run(asyncio.wait_for(_send(bootstrap, command), timeout=10))
+        asyncio.run(asyncio.wait_for(_send(kafka, command), timeout=10))
         return True
     except Exception as exc:  # noqa: BLE001 - the database poll is the fallback
         log.info("control command not sent (%s); workers apply it at their next poll", exc)

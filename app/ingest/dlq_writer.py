@@ -17,6 +17,7 @@ from aiokafka.errors import (
 )
 
 from app.ingest.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter, DlqRecord
+from app.kafka.client_options import KafkaClientOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +40,23 @@ RECORD_FAULTS: tuple[type[BaseException], ...] = (
 
 
 class DlqWriter:
-    def __init__(self, bootstrap: str, replicas: int, **client_args: object) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaClientOptions, replicas: int) -> None:
+        self._kafka = kafka
         self._replicas = replicas
-        self._client_args = client_args
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._known: set[str] = set()
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.aiokafka(),
             acks="all",
             enable_idempotence=True,
             max_request_size=DLQ_MAX_MESSAGE_BYTES + 64 * 1024,
             linger_ms=5,
-            **self._client_args,
         )
         await self._producer.start()
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._client_args)
+        self._admin = AIOKafkaAdminClient(**self._kafka.aiokafka())
         await self._admin.start()
 
     async def stop(self) -> None:

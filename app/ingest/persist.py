@@ -107,19 +107,34 @@ class BatchWriter:
         with self._engine.begin() as conn:
             new_events = self._write_events(conn, outcome.accepted, counters, careful)
             new_errors = self._write_errors(conn, outcome, counters, careful)
-            for error_id, result in outcome.replay_outcomes.items():
-                # Keep what the API recorded about the replay (who, when); replace the result.
-                current = conn.scalar(
-                    select(IngestError.replay_outcome).where(IngestError.id == error_id)
-                )
-                kept = {k: v for k, v in (current or {}).items() if k not in _RESULT_KEYS}
-                conn.execute(
-                    update(IngestError)
-                    .where(IngestError.id == error_id)
-                    .values(replay_outcome={**kept, **result}, updated_at=datetime.now(UTC))
-                )
+            if outcome.replay_outcomes:
+                self._write_replay_outcomes(conn, outcome.replay_outcomes)
             self._bump_counters(conn, counters)
         return new_events, new_errors
+
+    def _write_replay_outcomes(self, conn, results: dict[str, dict]) -> None:  # noqa: ANN001
+        """Each replayed error's result, keeping what the API recorded (who, when, fix_id).
+
+        The rows are locked before they are read, in id order as the API locks them
+        (app.api.replay_service): the API marks a chunk of replays after producing them, so a
+        fast worker may report one meanwhile, and a read without the lock would merge into
+        what the API is about to overwrite. SQLite: the batch's inserts hold the write lock.
+        """
+        ids = sorted(results)
+        query = select(IngestError.id, IngestError.replay_outcome).where(IngestError.id.in_(ids))
+        if conn.dialect.name == "postgresql":
+            query = query.order_by(IngestError.id).with_for_update()
+        current = dict(conn.execute(query).all())
+        now = datetime.now(UTC)
+        for error_id in ids:
+            if error_id not in current:
+                continue
+            kept = {k: v for k, v in (current[error_id] or {}).items() if k not in _RESULT_KEYS}
+            conn.execute(
+                update(IngestError)
+                .where(IngestError.id == error_id)
+                .values(replay_outcome={**kept, **results[error_id]}, updated_at=now)
+            )
 
     def _write_events(self, conn, accepted: list[Accepted], counters, careful: bool) -> int:  # noqa: ANN001
         if not accepted:

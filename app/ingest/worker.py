@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import logs
 from app.ingest.consumer_loop import IngestLoop
 from app.ingest.control import CONTROL_TOPIC
+from app.kafka.client_options import KafkaConfigError, kafka_options
+from app.kafka.connect_check import BackendUnavailable, check_backend_sync
 from app.settings import Settings
 from app.store.db import make_engine
 from app.store.problem_lifecycle import resolve_quiet_problems
@@ -36,11 +38,25 @@ def build_app(settings: Settings) -> faust.App:
             "and export the address it prints, or use `inbound up`"
         )
         raise SystemExit(1)
+    try:
+        kafka = kafka_options(settings)
+        assert kafka is not None
+        check_backend_sync(kafka)
+    except KafkaConfigError as exc:
+        log.error("backend Kafka settings: %s", exc)
+        raise SystemExit(1) from None
+    except BackendUnavailable as exc:
+        if exc.permanent:
+            # Retrying cannot fix a wrong password or CA: say so once and stop.
+            log.error("cannot use the backend Kafka: %s", exc)
+            raise SystemExit(1) from None
+        log.warning("backend Kafka not reachable yet (%s); the worker keeps trying", exc)
     engine = make_engine(settings.effective_database_url)
     brokers = [f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
     app = faust.App(
         "inbound-worker",
         broker=brokers,
+        broker_credentials=kafka.faust_credentials(),
         store="memory://",
         # faust keeps its own state in `<app id>-data` under the working directory by default.
         datadir=str(settings.data_dir / "faust"),
@@ -53,7 +69,7 @@ def build_app(settings: Settings) -> faust.App:
         consumer_metadata_max_age_ms=settings.worker_metadata_max_age_ms,
         logging_config=None,
     )
-    loop = IngestLoop(settings, engine)
+    loop = IngestLoop(settings, engine, kafka)
     control = app.topic(CONTROL_TOPIC, value_serializer="raw", key_serializer="raw")
 
     class IngestService(mode.Service):
@@ -128,7 +144,9 @@ class _Worker(faust.Worker):
         await super().on_startup_finished()
         port = self.settings.worker_metrics_port
         where = f"; metrics at http://127.0.0.1:{port}/metrics" if port else ""
-        log.info("worker ready: ingesting in.* from %s%s", self.settings.kafka_bootstrap, where)
+        kafka = kafka_options(self.settings)
+        source = kafka.describe() if kafka else self.settings.kafka_bootstrap
+        log.info("worker ready: ingesting in.* from %s%s", source, where)
         logs.ready("worker")
 
 

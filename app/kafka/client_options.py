@@ -106,6 +106,29 @@ class KafkaClientOptions:
             )
         return options
 
+    def librdkafka(self) -> dict[str, str]:
+        """The same connection as librdkafka properties (confluent-kafka, kcat ``-X``)."""
+        conf = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol.lower(),
+        }
+        if self.uses_sasl:
+            conf |= {
+                "sasl.mechanisms": self.sasl_mechanism,
+                "sasl.username": self.username or "",
+                "sasl.password": self.password or "",
+            }
+        if self.uses_tls:
+            if self.cafile:
+                conf["ssl.ca.location"] = str(self.cafile)
+            if self.certfile and self.keyfile:
+                conf["ssl.certificate.location"] = str(self.certfile)
+                conf["ssl.key.location"] = str(self.keyfile)
+            conf["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.check_hostname else "none"
+            )
+        return conf
+
     def faust_credentials(self) -> Any:
         """faust's ``broker_credentials`` (None for PLAINTEXT)."""
         import faust

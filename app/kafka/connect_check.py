@@ -17,7 +17,20 @@ from app.kafka.client_options import KafkaClientOptions
 
 
 class BackendUnavailable(RuntimeError):
-    """The backend Kafka cannot be used with these settings; the message says what to fix."""
+    """The backend Kafka cannot be used now; the message says what to fix. ``permanent``:
+    the settings themselves are wrong (TLS trust, SASL credentials or mechanism), so retrying
+    cannot help; otherwise the brokers may just not be up yet."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a connection failure comes from the settings rather than the network."""
+    return isinstance(exc, ssl.SSLError) or (
+        isinstance(exc, kafka_errors.KafkaError) and "sasl" in type(exc).__name__.lower()
+    )
 
 
 def _explain(options: KafkaClientOptions, host: str, port: int, exc: BaseException) -> str:
@@ -64,6 +77,7 @@ async def check_backend(options: KafkaClientOptions, timeout: float = 10.0) -> N
     """Returns when one bootstrap server accepts these settings; BackendUnavailable (with
     every server's reason) when none does."""
     reasons = []
+    permanent = False
     kwargs = options.aiokafka()
     kwargs.pop("bootstrap_servers")
     for host, port in options.hosts:
@@ -81,11 +95,13 @@ async def check_backend(options: KafkaClientOptions, timeout: float = 10.0) -> N
         except BaseException as exc:  # noqa: BLE001 - every failure is reported, by kind
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
                 raise
-            reasons.append(_explain(options, host, port, _root(exc)))
+            root = _root(exc)
+            permanent = permanent or is_permanent(root)
+            reasons.append(_explain(options, host, port, root))
             continue
         conn.close()
         return
-    raise BackendUnavailable("; ".join(reasons))
+    raise BackendUnavailable("; ".join(reasons), permanent=permanent)
 
 
 def _root(exc: BaseException) -> BaseException:

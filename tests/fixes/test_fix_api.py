@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app.api.app import create_app
 from app.api.replay import fetch_dlq_record
 from app.ingest.steps.keen import keen_id_for
+from app.kafka.client_options import plaintext
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
 from app.store.models import ApiKey, AuditEntry, Fix
@@ -315,7 +316,10 @@ def test_apply_records_the_fix_and_replays_the_patched_value(
             # What travelled: the patched value, the fix's id, the original's coordinates.
             value, _key, headers = asyncio.run(
                 fetch_dlq_record(
-                    kafka_bootstrap, outcome["topic"], outcome["partition"], outcome["offset"]
+                    plaintext(kafka_bootstrap),
+                    outcome["topic"],
+                    outcome["partition"],
+                    outcome["offset"],
                 )
             )
             assert value == b'{"items":[{"price":1}]}'

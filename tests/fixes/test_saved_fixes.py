@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.api.app import create_app
 from app.api.replay import fetch_dlq_record
+from app.kafka.client_options import plaintext
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
 from app.store.models import AuditEntry, Fix
@@ -354,7 +355,10 @@ def test_a_saved_fix_applies_again_to_the_errors_that_came_later(
             outcome = row["replay_outcome"]
             value, _key, headers = asyncio.run(
                 fetch_dlq_record(
-                    kafka_bootstrap, outcome["topic"], outcome["partition"], outcome["offset"]
+                    plaintext(kafka_bootstrap),
+                    outcome["topic"],
+                    outcome["partition"],
+                    outcome["offset"],
                 )
             )
             assert value == b'{"items":[{"price":1}]}'

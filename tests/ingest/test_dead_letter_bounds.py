@@ -16,6 +16,7 @@ from app.ingest.dlq import DLQ_MAX_MESSAGE_BYTES, DLQ_RECORD_BUDGET, dead_letter
 from app.ingest.dlq_writer import DlqWriter
 from app.ingest.lag import StallTracker, partition_lag
 from app.ingest.pipeline import RawRecord
+from app.kafka.client_options import plaintext
 
 PID = "ab" * 12
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -135,7 +136,7 @@ class _FakeProducer:
 
 
 def _writer(producer: _FakeProducer) -> DlqWriter:
-    writer = DlqWriter("unused:9092", 1)
+    writer = DlqWriter(plaintext("unused:9092"), 1)
     writer._producer = producer  # type: ignore[assignment]
     writer._known = {f"dlq.{PID}.c"}
     return writer

@@ -383,7 +383,6 @@ async def problem_replay(
             producer=producer,
             bucket=limiter.bucket(real_project),
             cap=settings.replay_cap,
-            bootstrap=settings.kafka_bootstrap,
         )
     except RateLimited as exc:
         refused = (

@@ -165,7 +165,6 @@ async def run_fix(
     producer: KafkaProducerHolder,
     bucket: TokenBucket,
     cap: int,
-    bootstrap: str | None,
     geoip_database: Path | None,
 ) -> dict[str, Any]:
     """The FixResult of one call. Raises OperationError (400), CannotSave (400), NoSuchError
@@ -198,7 +197,6 @@ async def run_fix(
         producer=producer,
         bucket=bucket,
         cap=cap,
-        bootstrap=bootstrap,
         geoip_database=geoip_database,
     )
 
@@ -212,7 +210,6 @@ async def apply_saved_fix(
     producer: KafkaProducerHolder,
     bucket: TokenBucket,
     cap: int,
-    bootstrap: str | None,
     geoip_database: Path | None,
 ) -> dict[str, Any]:
     """A saved fix's operations on its problem's errors that are open now (those that came
@@ -239,7 +236,6 @@ async def apply_saved_fix(
         producer=producer,
         bucket=bucket,
         cap=cap,
-        bootstrap=bootstrap,
         geoip_database=geoip_database,
     )
     return {**result, "saved_fix_id": saved.fix_id}
@@ -306,7 +302,6 @@ async def _preview_or_apply(
     producer: KafkaProducerHolder,
     bucket: TokenBucket,
     cap: int,
-    bootstrap: str | None,
     geoip_database: Path | None,
 ) -> dict[str, Any]:
     addons = await run_in_threadpool(shared_addons, geoip_database)
@@ -360,7 +355,6 @@ async def _preview_or_apply(
         producer=producer,
         bucket=bucket,
         cap=cap,
-        bootstrap=bootstrap,
     )
     remaining = max(0, len(accepted) - allowed) + max(0, matched - len(rows))
     counts = {"replayed": len(replayed), "refused": len(refused), "remaining": remaining}
