@@ -88,10 +88,16 @@ class BackendConnection:
                 await self._open()
         except ssl.SSLCertVerificationError as exc:
             self._abandon()
+            why = exc.verify_message or str(exc)
+            names_other_host = "hostname" in why.lower() or "IP address" in why
             raise BackendSettingsError(
-                f"{where}: its TLS certificate is not trusted ({exc.verify_message}); set "
-                "INBOUND_KAFKA_SSL_CAFILE to the CA that signed the brokers' certificates (or "
-                "INBOUND_KAFKA_SSL_CHECK_HOSTNAME=false if it does not name this host)"
+                f"{where}: its TLS certificate is not trusted ({why}); set "
+                "INBOUND_KAFKA_SSL_CAFILE to the CA that signed the brokers' certificates"
+                + (
+                    " (or INBOUND_KAFKA_SSL_CHECK_HOSTNAME=false if it does not name this host)"
+                    if names_other_host
+                    else ""
+                )
             ) from None
         except ssl.SSLError as exc:
             self._abandon()

@@ -9,13 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from app.gateway.certs import make_dev_certs
 from app.kafka.client_options import KafkaClientOptions
 from app.kafka.connect_check import BackendUnavailable, check_backend
 from app.kafka.secured_local import SecuredKafka
+from tests.support.secured_kafka import read_records
 
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
@@ -24,23 +25,10 @@ async def _round_trip(options: KafkaClientOptions, topic: str, value: bytes) -> 
     producer = AIOKafkaProducer(**options.aiokafka(), request_timeout_ms=15000)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, partition=0)
+        await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        topic, **options.aiokafka(), auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    got: list[bytes] = []
-    try:
-        for _ in range(60):  # bounded: each getmany waits at most 0.5 s
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(r.value for r in records)
-            if got:
-                break
-    finally:
-        await consumer.stop()
-    return got
+    return [r.value for r in await read_records(options, topic, 1)]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
