@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.gateway.certs import make_dev_certs
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
 from app.store.migrate import upgrade
 from app.store.projects import create_project
+from app.tls.dev_certs import make_dev_certs
 
 
 def free_port() -> int:

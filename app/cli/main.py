@@ -219,7 +219,7 @@ def certs(
 
     Existing files are kept as they are (run it as often as you like); missing ones are made.
     """
-    from app.gateway.certs import CertsError, ensure_dev_certs, fingerprint
+    from app.tls.dev_certs import CertsError, ensure_dev_certs, fingerprint
 
     settings = get_settings()
     target = out or settings.data_dir / "certs"

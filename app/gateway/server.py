@@ -58,7 +58,7 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
     certs = settings.data_dir / "certs"
     cert, key = certs / "server.pem", certs / "server-key.pem"
     if not (cert.exists() and key.exists()):
-        from app.gateway.certs import make_dev_certs
+        from app.tls.dev_certs import make_dev_certs
 
         make_dev_certs(certs)
         log.warning("made a development TLS certificate in %s (see `inbound certs`)", certs)

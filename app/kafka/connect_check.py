@@ -26,10 +26,19 @@ class BackendUnavailable(RuntimeError):
         self.permanent = permanent
 
 
+def _is_tls_alert(exc: BaseException) -> bool:
+    """A TLS listener answers a plaintext request with an alert record (0x15 0x03 ...), which
+    a Kafka client reads as a frame of some 350 MB; a connection merely cut short expects a
+    frame of ordinary size."""
+    return isinstance(exc, asyncio.IncompleteReadError) and (exc.expected or 0) >= 0x15000000
+
+
 def is_permanent(exc: BaseException) -> bool:
     """Whether a connection failure comes from the settings rather than the network."""
-    return isinstance(exc, ssl.SSLError) or (
-        isinstance(exc, kafka_errors.KafkaError) and "sasl" in type(exc).__name__.lower()
+    return (
+        isinstance(exc, ssl.SSLError)
+        or _is_tls_alert(exc)
+        or (isinstance(exc, kafka_errors.KafkaError) and "sasl" in type(exc).__name__.lower())
     )
 
 
@@ -61,6 +70,12 @@ def _explain(options: KafkaClientOptions, host: str, port: int, exc: BaseExcepti
             f"{where}: SASL authentication as {options.username!r} "
             f"({options.sasl_mechanism}) failed; check INBOUND_KAFKA_SASL_USERNAME, "
             "INBOUND_KAFKA_SASL_PASSWORD and INBOUND_KAFKA_SASL_MECHANISM"
+        )
+    if _is_tls_alert(exc):
+        return (
+            f"{where} answered in another protocol than {options.security_protocol} (a TLS "
+            "listener reached without TLS, or the reverse); check "
+            "INBOUND_KAFKA_SECURITY_PROTOCOL and INBOUND_KAFKA_BOOTSTRAP"
         )
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return (

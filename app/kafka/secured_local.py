@@ -3,7 +3,7 @@ so the backend clients' TLS and SASL settings are tried against a real broker.
 
 The node is the local runner's (same template, jars and JVM flags) with one more listener:
 ``SASL_SSL://127.0.0.1:<sasl_port>``, its certificate issued by a CA made next to the data
-(app/gateway/certs.py's generator). The PLAINTEXT listener stays for the controller, the
+(app/tls/dev_certs.py's generator). The PLAINTEXT listener stays for the controller, the
 inter-broker traffic and a test's own admin. One user per mechanism, each with its own
 random password: SCRAM users are written into the storage at format time
 (``kafka-storage format --add-scram``), PLAIN users into the listener's JAAS options.
@@ -195,7 +195,7 @@ def start_secured(
     java = java_executable()
     ensure_jars(cache_dir)
     root = ensure_private_dir(local.cluster_dir(data_dir))
-    from app.gateway.certs import make_dev_certs
+    from app.tls.dev_certs import make_dev_certs
 
     certs = make_dev_certs(root / "certs")
     (spec,) = local_nodes(base_port, 1, str(root))

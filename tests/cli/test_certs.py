@@ -284,7 +284,7 @@ def test_private_keys_are_never_readable_by_others_not_even_briefly(
 
     import sys
 
-    from app.gateway.certs import ensure_dev_certs
+    from app.tls.dev_certs import ensure_dev_certs
 
     sys.addaudithook(hook)  # hooks cannot be removed: ``state`` turns it off
     old = os.umask(0o022)

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from app.gateway.certs import make_dev_certs
 from app.store.db import make_engine, session_scope
 from app.store.projects import create_project
+from app.tls.dev_certs import make_dev_certs
 from tests.gateway.conftest import make_edge
 from tests.ingest.test_problems_e2e import problem_counts, produce_through_edge
 from tests.support import metrics

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from app.api.app import create_app
-from app.gateway.certs import make_dev_certs
 from app.ingest.steps.keen import keen_id_for
 from app.store.db import make_engine, session_scope
 from app.store.models import IngestError
 from app.store.projects import create_project
+from app.tls.dev_certs import make_dev_certs
 from tests.gateway.conftest import make_edge
 from tests.gateway.helpers import producer_for
 from tests.support import metrics

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from app.gateway.certs import make_dev_certs
 from app.gateway.server import Gateway
 from app.kafka.jars import classpath
 from app.settings import Settings
 from app.store.db import engine_for, session_scope
 from app.store.projects import create_project
+from app.tls.dev_certs import make_dev_certs
 from tests.support.ports import free_port
 
 

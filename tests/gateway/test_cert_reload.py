@@ -19,7 +19,7 @@ import pytest
 
 import app.gateway.server as gateway_server
 from app.contract.topics import inbound_topic
-from app.gateway.certs import ensure_dev_certs, fingerprint
+from app.tls.dev_certs import ensure_dev_certs, fingerprint
 from tests.gateway.conftest import backend_records, kcat, kcat_sasl, make_edge
 from tests.gateway.helpers import producer_for
 from tests.support.cli import inbound, inbound_env

@@ -11,8 +11,8 @@ import pytest
 
 from app.contract.topics import inbound_topic
 from app.gateway.backend import BackendSettingsError
-from app.gateway.certs import make_dev_certs
 from app.kafka.secured_local import SecuredKafka
+from app.tls.dev_certs import make_dev_certs
 from tests.gateway.conftest import make_edge
 from tests.gateway.helpers import producer_for
 from tests.support.cli import inbound, inbound_env

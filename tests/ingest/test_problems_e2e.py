@@ -21,10 +21,10 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook as StandardVerifier
 
 from app.api.app import create_app
-from app.gateway.certs import make_dev_certs
 from app.store.db import make_engine, session_scope
 from app.store.models import Problem
 from app.store.projects import create_project
+from app.tls.dev_certs import make_dev_certs
 from tests.gateway.conftest import make_edge
 from tests.gateway.helpers import producer_for
 from tests.support import metrics

@@ -12,10 +12,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from app.gateway.certs import make_dev_certs
 from app.kafka.client_options import KafkaClientOptions
 from app.kafka.connect_check import BackendUnavailable, check_backend
 from app.kafka.secured_local import SecuredKafka
+from app.tls.dev_certs import make_dev_certs
 from tests.support.secured_kafka import read_records
 
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
@@ -89,12 +89,6 @@ def test_check_names_the_ca_setting_for_an_untrusted_certificate(
     assert "not trusted" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the broker answers a PLAINTEXT request on its TLS port with a TLS alert, which "
-    "aiokafka reads as a huge frame size (IncompleteReadError); connect_check does not map "
-    "that to INBOUND_KAFKA_SECURITY_PROTOCOL yet",
-)
 def test_check_names_the_protocol_setting_for_plaintext_on_the_tls_port(
     secured_kafka: SecuredKafka,
 ) -> None:
@@ -102,6 +96,7 @@ def test_check_names_the_protocol_setting_for_plaintext_on_the_tls_port(
     with pytest.raises(BackendUnavailable) as caught:
         asyncio.run(check_backend(plaintext, timeout=5.0))
     assert "INBOUND_KAFKA_SECURITY_PROTOCOL" in str(caught.value)
+    assert caught.value.permanent
 
 
 def test_the_plaintext_listener_stays_for_admin(secured_kafka: SecuredKafka) -> None:

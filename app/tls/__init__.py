@@ -1,0 +1,1 @@
+"""TLS material Inbound makes for itself: the development CA and certificates."""
