@@ -82,7 +82,8 @@ class IngestLoop:
         self.writer = BatchWriter(
             engine, settings.error_payload_cap, settings.problems_max_per_project
         )
-        self.pauses = PauseStore(sessions)
+        # Project options (the breaker ratio) are read again as often as keys and projects.
+        self.pauses = PauseStore(sessions, ttl_seconds=settings.worker_key_cache_seconds)
         self.addons = AddonRegistry(settings.geoip_database)
         self.breaker = CircuitBreaker(settings.dlq_pause_ratio, settings.dlq_pause_min_events)
         self.dlq = DlqWriter(kafka, settings.dlq_replicas)
@@ -128,6 +129,12 @@ class IngestLoop:
 
     def apply_pauses_soon(self) -> None:
         self._pauses_dirty.set()
+
+    def invalidate_caches(self) -> None:
+        """Read keys, projects and project options from the database again from the next batch
+        on (a revoked key, a deactivated project, a changed option)."""
+        self.lookup.clear()
+        self.pauses.clear()
 
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:

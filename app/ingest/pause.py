@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -20,25 +22,49 @@ def _ratio(value: object) -> float | None:
 
 
 class PauseStore:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """``ttl_seconds``: how long a project's breaker ratio is used before it is read again, so
+    an option changed in the database reaches every running worker (``clear``: at once)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        ttl_seconds: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions = sessions
-        self._ratios: dict[str, float | None] = {}
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._ratios: dict[str, tuple[float, float | None]] = {}
+        self._generation = 0
 
     def prefetch_options(self, project_ids: set[str]) -> None:
-        want = [p for p in project_ids if p not in self._ratios]
+        now = self._clock()
+        want = [p for p in project_ids if self._stale(p, now)]
         if not want:
             return
+        generation = self._generation
         with self._sessions() as session:
             found = {
                 p.id: p.options if isinstance(p.options, dict) else {}
                 for p in session.scalars(select(Project).where(Project.id.in_(want)))
             }
+        if generation != self._generation:
+            now = float("-inf")  # cleared meanwhile: this read may predate the change
         for pid in want:
-            self._ratios[pid] = _ratio(found.get(pid, {}).get("dlq_pause_ratio"))
+            self._ratios[pid] = (now, _ratio(found.get(pid, {}).get("dlq_pause_ratio")))
+
+    def _stale(self, project_id: str, now: float) -> bool:
+        entry = self._ratios.get(project_id)
+        return entry is None or now - entry[0] > self._ttl
 
     def ratio_for(self, project_id: str) -> float | None:
         """The project's own limit, or None for the worker's default."""
-        return self._ratios.get(project_id)
+        entry = self._ratios.get(project_id)
+        return entry[1] if entry else None
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._ratios.clear()
 
     def active(self) -> set[tuple[str, int]]:
         with self._sessions() as session:

@@ -1,9 +1,10 @@
 """`inbound worker`: the faust-streaming app that hosts the ingest loop.
 
 The app runs three things: the ingest loop (a service: pattern-subscribed, batched; see
-consumer_loop.py for why it is not a per-message agent), an agent on the `inbound.control`
-topic (resume a paused stream or drop cached keys right away, instead of at the next poll),
-and a small web server with /metrics (Prometheus) and /healthz.
+consumer_loop.py for why it is not a per-message agent), a reader of the `inbound.control`
+topic (resume a paused stream or drop cached keys right away, instead of at the next poll;
+each worker reads every command, see control_listener.py), and a small web server with
+/metrics (Prometheus) and /healthz.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import logging
 
 import faust
 import mode
-import orjson
+from faust.app.base import BootStrategy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import logs
 from app.ingest.consumer_loop import IngestLoop
-from app.ingest.control import CONTROL_TOPIC
+from app.ingest.control_listener import ControlListener, run_forever
 from app.kafka.client_options import KafkaConfigError, kafka_options
 from app.kafka.connect_check import BackendUnavailable, check_backend_sync
 from app.settings import Settings
@@ -28,6 +29,18 @@ from app.store.problem_lifecycle import resolve_quiet_problems
 log = logging.getLogger("inbound.worker")
 # How often the worker looks for problems to resolve after their quiet time.
 QUIET_CHECK_SECONDS = 60.0
+
+
+class _NoFaustKafka(BootStrategy):
+    """faust hosts the services, timer and web pages but reads and writes no topic itself:
+    the ingest loop and the control listener have their own clients (and faust's consumer
+    refuses to start with nothing to subscribe to)."""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _NoFaustKafka
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -53,7 +66,7 @@ def build_app(settings: Settings) -> faust.App:
         log.warning("backend Kafka not reachable yet (%s); the worker keeps trying", exc)
     engine = make_engine(settings.effective_database_url)
     brokers = [f"kafka://{hostport}" for hostport in settings.kafka_bootstrap.split(",")]
-    app = faust.App(
+    app = _App(
         "inbound-worker",
         broker=brokers,
         broker_credentials=kafka.faust_credentials(),
@@ -70,7 +83,17 @@ def build_app(settings: Settings) -> faust.App:
         logging_config=None,
     )
     loop = IngestLoop(settings, engine, kafka)
-    control = app.topic(CONTROL_TOPIC, value_serializer="raw", key_serializer="raw")
+
+    def on_command(command: dict) -> None:
+        kind = command.get("type")
+        if kind == "resume":
+            loop.apply_pauses_soon()
+        elif kind in ("invalidate_keys", "invalidate_projects"):
+            loop.invalidate_caches()
+        else:
+            log.info("ignored an unknown control command %r", kind)
+
+    listener = ControlListener(kafka, settings.dlq_replicas, on_command)
 
     class IngestService(mode.Service):
         """Runs the ingest loop for as long as the worker lives."""
@@ -85,20 +108,20 @@ def build_app(settings: Settings) -> faust.App:
         async def on_stop(self) -> None:
             await loop.stop()
 
-    app.service(IngestService)
+    class ControlService(mode.Service):
+        """Every control command, on every worker (not one worker of a consumer group)."""
 
-    @app.agent(control)
-    async def control_agent(stream):  # noqa: ANN001, ANN202 - faust agent signature
-        async for value in stream:
-            try:
-                command = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                log.warning("ignored a control message that is not JSON")
-                continue
-            if command.get("type") == "resume":
-                loop.apply_pauses_soon()
-            elif command.get("type") == "invalidate_keys":
-                loop.lookup.clear()
+        logger = logging.getLogger("mode.inbound.ControlService")
+
+        async def on_start(self) -> None:
+            await listener.start()
+            self.add_future(run_forever(listener))
+
+        async def on_stop(self) -> None:
+            await listener.stop()
+
+    app.service(IngestService)
+    app.service(ControlService)
 
     @app.timer(interval=QUIET_CHECK_SECONDS)
     async def resolve_quiet() -> None:

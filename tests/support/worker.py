@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -72,6 +73,14 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def log_count(self, text: str) -> int:
+        """How many lines of this worker's log (every start of it) contain ``text``."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return 0
+        return sum(text in line for line in lines)
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -88,3 +97,38 @@ def wait_until(check: Callable[[], object], timeout: float, message: str = "time
         if time.monotonic() > deadline:
             raise AssertionError(message if isinstance(message, str) else message())
         time.sleep(0.1)
+
+
+async def _assignments(bootstrap: str, group: str) -> tuple[str, dict[str, set[tuple[str, int]]]]:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [described] = response.groups
+    state, members = described[2], described[5]
+    out: dict[str, set[tuple[str, int]]] = {}
+    for member_id, _client, _host, _meta, raw in members:
+        assignment = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+        out[member_id] = (
+            {(tp.topic, tp.partition) for tp in assignment.partitions()} if assignment else set()
+        )
+    return state, out
+
+
+def group_assignment(bootstrap: str, group: str = "inbound-ingest") -> dict[str, set]:
+    """member id -> its (topic, partition)s, once the group is stable (empty otherwise, and
+    while the broker has no coordinator for it yet)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        state, members = asyncio.run(_assignments(bootstrap, group))
+    except KafkaError as exc:
+        if getattr(exc, "retriable", False):
+            return {}
+        raise
+    return members if state == "Stable" else {}
