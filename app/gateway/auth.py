@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.db import session_scope
 from app.store.keys import KeyInfo, find_key_by_digest, hash_key, key_info
@@ -21,6 +23,15 @@ AUTH_FAILED = (
 # guesser that a secret is a real key.
 NOT_WRITER = AUTH_FAILED
 PROJECT_INACTIVE = "Authentication failed: the project is disabled"
+KEY_STORE_UNAVAILABLE = (
+    "Authentication unavailable: Inbound cannot read its keys right now; retry in a few seconds"
+)
+log = logging.getLogger("inbound.gateway")
+
+
+class KeyStoreUnavailable(RuntimeError):
+    """The database cannot be read and no recent enough lookup of this key is known: neither
+    a yes nor a no (a client's login is not counted as a failed one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +57,18 @@ def parse_plain(token: bytes) -> tuple[str, str]:
 
 
 class KeyVerifier:
-    """Looks keys up by sha256 in the database, off the event loop, cached for ``ttl`` seconds."""
+    """Looks keys up by sha256 in the database, off the event loop, cached for ``ttl`` seconds.
 
-    def __init__(self, engine: Engine, ttl: float) -> None:
+    When the database cannot be read, a lookup cached less than ``stale_seconds`` past its
+    time is used again (a database outage must not disconnect every producer); beyond that,
+    or for a key never looked up, KeyStoreUnavailable.
+    """
+
+    def __init__(self, engine: Engine, ttl: float, *, stale_seconds: float = 300.0) -> None:
         self._engine = engine
         self._ttl = ttl
+        self._stale = stale_seconds
+        self._warned_at = 0.0
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
         self._inflight: dict[str, asyncio.Future[KeyInfo | None]] = {}
 
@@ -75,8 +93,12 @@ class KeyVerifier:
         fut: asyncio.Future[KeyInfo | None] = asyncio.get_running_loop().create_future()
         self._inflight[secret_hash] = fut
         try:
-            info = await asyncio.to_thread(self._lookup_sync, secret_hash)
-            self._cache[secret_hash] = (time.monotonic() + self._ttl, info)
+            try:
+                info = await asyncio.to_thread(self._lookup_sync, secret_hash)
+            except SQLAlchemyError as exc:
+                info = self._stale_answer(hit, exc)
+            else:
+                self._cache[secret_hash] = (time.monotonic() + self._ttl, info)
             fut.set_result(info)
             return info
         except BaseException as exc:
@@ -85,6 +107,17 @@ class KeyVerifier:
             raise
         finally:
             del self._inflight[secret_hash]
+
+    def _stale_answer(
+        self, hit: tuple[float, KeyInfo | None] | None, exc: Exception
+    ) -> KeyInfo | None:
+        now = time.monotonic()
+        if now - self._warned_at > 10:
+            self._warned_at = now
+            log.warning("cannot read keys from the database (%s)", type(exc).__name__)
+        if hit is not None and now < hit[0] + self._stale:
+            return hit[1]
+        raise KeyStoreUnavailable(KEY_STORE_UNAVAILABLE) from exc
 
     async def authenticate(self, username: str, password: str) -> Principal | str:
         """The principal, or the message to fail authentication with."""

@@ -168,7 +168,11 @@ class Gateway:
         await self.backend.start()
         self.ctx = GatewayContext(
             backend=self.backend,
-            verifier=KeyVerifier(engine_for(s.effective_database_url), s.gateway_key_cache_seconds),
+            verifier=KeyVerifier(
+                engine_for(s.effective_database_url),
+                s.gateway_key_cache_seconds,
+                stale_seconds=s.gateway_key_stale_seconds,
+            ),
             quota=ProduceQuota(s.gateway_project_rate_bytes),
             versions=advertised(self.backend.versions),
             cluster_id=CLUSTER_ID,

@@ -21,7 +21,7 @@ from kafka.protocol.metadata import ApiVersionsResponse
 from kafka.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
 
 from app.gateway import errors
-from app.gateway.auth import KeyVerifier, PlainError, Principal, parse_plain
+from app.gateway.auth import KeyStoreUnavailable, KeyVerifier, PlainError, Principal, parse_plain
 from app.gateway.backend import Backend, BackendError, SessionLinks
 from app.gateway.logsafe import shown
 from app.gateway.naming import ProjectNames
@@ -252,7 +252,16 @@ class Session:
         if not api.pre_auth:
             # A revoked key stops working on open connections too, not only on new ones.
             assert self.principal is not None
-            if not await self.ctx.verifier.still_valid(self.principal):
+            try:
+                valid = await self.ctx.verifier.still_valid(self.principal)
+            except KeyStoreUnavailable:
+                log.warning(
+                    "cannot check key %s of project %s (database unavailable): closing",
+                    self.principal.key_id,
+                    self.principal.project_id,
+                )
+                raise CloseConnection("key store unavailable") from None
+            if not valid:
                 log.info(
                     "key %s of project %s no longer valid: closing",
                     self.principal.key_id,
@@ -314,7 +323,12 @@ class Session:
                 failure = f"Authentication failed: {exc}"
                 username = None
             else:
-                result = await self.ctx.verifier.authenticate(username, password)
+                try:
+                    result = await self.ctx.verifier.authenticate(username, password)
+                except KeyStoreUnavailable as exc:
+                    # Not the client's fault: not counted against its address.
+                    failed = False
+                    result = str(exc)
                 if not isinstance(result, str):
                     failed = False
                     return self._authenticated(result)

@@ -260,6 +260,13 @@ class Settings(BaseSettings):
         description="Seconds the Kafka edge caches a key lookup: a revoked key stops working "
         "within this time, on open connections too.",
     )
+    gateway_key_stale_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="While the database cannot be read, how many seconds past its cache time "
+        "the Kafka edge keeps using a key's last lookup (connected producers keep producing "
+        "through a database outage). 0 means a key is refused as soon as its cache time ends.",
+    )
     gateway_max_preauth_bytes: int = Field(
         default=524288,
         description="Largest request frame the Kafka edge reads before SASL authentication "
