@@ -99,11 +99,13 @@ def wait_until(check: Callable[[], object], timeout: float, message: str = "time
         time.sleep(0.1)
 
 
-async def _assignments(bootstrap: str, group: str) -> tuple[str, dict[str, set[tuple[str, int]]]]:
+async def _assignments(
+    bootstrap: str, group: str, client: dict
+) -> tuple[str, dict[str, set[tuple[str, int]]]]:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**{"bootstrap_servers": bootstrap, **client})
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([group])
@@ -120,13 +122,14 @@ async def _assignments(bootstrap: str, group: str) -> tuple[str, dict[str, set[t
     return state, out
 
 
-def group_assignment(bootstrap: str, group: str = "inbound-ingest") -> dict[str, set]:
+def group_assignment(bootstrap: str, group: str = "inbound-ingest", **client: object) -> dict:
     """member id -> its (topic, partition)s, once the group is stable (empty otherwise, and
-    while the broker has no coordinator for it yet)."""
+    while the broker has no coordinator for it yet). ``client``: more aiokafka arguments
+    (security settings)."""
     from aiokafka.errors import KafkaError
 
     try:
-        state, members = asyncio.run(_assignments(bootstrap, group))
+        state, members = asyncio.run(_assignments(bootstrap, group, client))
     except KafkaError as exc:
         if getattr(exc, "retriable", False):
             return {}
