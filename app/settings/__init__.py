@@ -327,6 +327,20 @@ class Settings(BaseSettings):
         "a larger batch is refused whole with 400 TooManyCollectionsError.",
     )
 
+    @field_validator(
+        "kafka_bootstrap",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files pass `VAR: ${VAR:-}`: an empty value means the setting is not set.
+        return None if value == "" else value
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:

@@ -58,3 +58,35 @@ def test_compose_runs_the_production_shape() -> None:
     for i in (1, 2, 3):
         assert services[f"kafka{i}"]["environment"]["KAFKA_NODE_ID"] == str(i)
     assert (ROOT / "docker" / "Dockerfile").read_text().count("FROM ") >= 3
+
+
+def test_compose_carries_the_backend_security_settings_with_working_defaults() -> None:
+    import re
+
+    from app.kafka.client_options import kafka_options
+    from app.settings import Settings
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    env = compose["services"]["worker"]["environment"]
+    for name in (
+        "INBOUND_KAFKA_SECURITY_PROTOCOL",
+        "INBOUND_KAFKA_SASL_MECHANISM",
+        "INBOUND_KAFKA_SASL_USERNAME",
+        "INBOUND_KAFKA_SASL_PASSWORD",
+        "INBOUND_KAFKA_SSL_CAFILE",
+    ):
+        assert name in env, name
+    assert set(env) <= {f"INBOUND_{field.upper()}" for field in Settings.model_fields}
+    # What compose passes when none of them is set: ${VAR:-default} resolved to its default.
+    resolved = {
+        name[len("INBOUND_") :].lower(): re.sub(r"\$\{\w+:-(.*)\}", r"\1", str(value))
+        for name, value in env.items()
+        if name.startswith("INBOUND_KAFKA_")
+    }
+    options = kafka_options(Settings(**resolved))
+    assert options is not None
+    assert options.bootstrap == "kafka1:9092,kafka2:9092,kafka3:9092"
+    assert options.aiokafka() == {
+        "bootstrap_servers": "kafka1:9092,kafka2:9092,kafka3:9092",
+        "security_protocol": "PLAINTEXT",
+    }
