@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from fastapi import BackgroundTasks
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.problems import ApiError
+from app.api.producer import KafkaProducerHolder
 from app.api.query_build import parse_filters
 from app.api.schemas.keys import KeyCreate
 from app.api.timeframes import QueryError, iso_or_none
+from app.ingest.control import send_command
 from app.store.keys import ACCESS_PERMISSIONS, create_key
 from app.store.models import ApiKey
 
@@ -72,6 +75,12 @@ def list_keys(session: Session, project_id: str) -> list[dict[str, Any]]:
         select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.created_at, ApiKey.id)
     ).scalars()
     return [key_view(k) for k in keys]
+
+
+def tell_workers_keys_changed(tasks: BackgroundTasks, producer: KafkaProducerHolder) -> None:
+    """After the response: every running worker drops its cached keys at once (otherwise a
+    revocation reaches them within INBOUND_WORKER_KEY_CACHE_SECONDS)."""
+    tasks.add_task(send_command, producer.options, {"type": "invalidate_keys"})
 
 
 def revoke_key(session: Session, project_id: str, key_id: str) -> dict[str, Any]:

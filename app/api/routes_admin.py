@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query
 from sqlalchemy import select
 
 from app.api.audit import audit_page, record_audit
@@ -13,7 +13,7 @@ from app.api.auth import require_admin
 from app.api.deps import ProducerDep, ReplayLimiterDep, SessionDep, SessionsDep, SettingsDep
 from app.api.error_views import audit_payload_read, detail_view, find_error, search_errors
 from app.api.fixes.views import find_fix, fix_view, list_fixes
-from app.api.key_admin import list_keys, make_key, revoke_key
+from app.api.key_admin import list_keys, make_key, revoke_key, tell_workers_keys_changed
 from app.api.overview import project_overview
 from app.api.pauses import list_pauses, resume_pause
 from app.api.problem_views import find_problem, problem_detail, search_problems, update_problem
@@ -465,9 +465,15 @@ def admin_key_list(
     responses=error_responses(*ADMIN_ERRORS),
 )
 def admin_key_revoke(
-    session: SessionDep, project_id: str, key_id: str, actor: str = Depends(require_admin)
+    session: SessionDep,
+    project_id: str,
+    key_id: str,
+    producer: ProducerDep,
+    tasks: BackgroundTasks,
+    actor: str = Depends(require_admin),
 ) -> Any:
     with session.begin():
         view = revoke_key(session, project_id, key_id)
         record_audit(session, actor, "key.revoke", project_id=project_id, target=key_id)
-        return view
+    tell_workers_keys_changed(tasks, producer)
+    return view

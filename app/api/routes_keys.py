@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends
 
 from app.api.auth import MASTER_KEY, Caller
-from app.api.deps import SessionDep
-from app.api.key_admin import list_keys, make_key, revoke_key
+from app.api.deps import ProducerDep, SessionDep
+from app.api.key_admin import list_keys, make_key, revoke_key, tell_workers_keys_changed
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.schemas.keys import KeyCreate, KeyCreated, KeyView
 
@@ -49,8 +49,16 @@ def key_list(session: SessionDep, caller: Caller = Depends(MASTER_KEY)) -> Any:
     response_model=KeyView,
     responses=error_responses(*KEY_ERRORS, 404),
 )
-def key_revoke(session: SessionDep, key_id: str, caller: Caller = Depends(MASTER_KEY)) -> Any:
+def key_revoke(
+    session: SessionDep,
+    key_id: str,
+    producer: ProducerDep,
+    tasks: BackgroundTasks,
+    caller: Caller = Depends(MASTER_KEY),
+) -> Any:
     if key_id == caller.key.id:
         raise ApiError(400, "InvalidParameterError", "A key cannot revoke itself.")
     with session.begin():
-        return revoke_key(session, caller.project_id, key_id)
+        view = revoke_key(session, caller.project_id, key_id)
+    tell_workers_keys_changed(tasks, producer)
+    return view

@@ -173,3 +173,36 @@ def read_records(bootstrap: str, topic: str, count: int, timeout: float = 20.0) 
         return out
 
     return asyncio.run(_read())
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Any]:
+    """Every record a topic holds now (none when it does not exist yet), read to its end."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def _read() -> list[Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        out: list[Any] = []
+        try:
+            if topic not in await consumer.topics():
+                return out
+            await consumer._client.force_metadata_update()  # the topic's partitions
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while asyncio.get_running_loop().time() < deadline:
+                positions = [await consumer.position(tp) for tp in parts]
+                if all(at >= ends[tp] for at, tp in zip(positions, parts, strict=True)):
+                    break
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    out.extend(records)
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(_read())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import auth, insert_events
+from app.settings import Settings
+from tests.api.conftest import auth, insert_events, read_all
 
 
 def test_access_key_lifecycle_and_forced_filters(
@@ -79,3 +81,35 @@ def test_key_validation(client: TestClient, projects: tuple) -> None:
         client.post(f"/3.0/projects/{pid}/keys/{master_id}/revoke", headers=hm).status_code == 400
     )
     assert client.post(f"/3.0/projects/{pid}/keys/nokey/revoke", headers=hm).status_code == 404
+
+
+@pytest.mark.kafka
+def test_revoking_a_key_tells_every_worker_at_once(
+    kafka_client: TestClient, kafka_settings: Settings, projects: tuple
+) -> None:
+    """The revoke answer is followed by an invalidate_keys command on inbound.control, which
+    every worker reads (app/ingest/control_listener.py), so none waits for its key cache."""
+    import time
+
+    import orjson
+
+    from tests.support.worker import wait_until
+
+    a, _ = projects
+    pid, h = a["project_id"], auth(a["master_key"])
+    created = kafka_client.post(
+        f"/3.0/projects/{pid}/keys", headers=h, json={"name": "to-revoke", "options": {}}
+    )
+    assert created.status_code == 201, created.text
+    before_ms = int(time.time() * 1000)  # the command is timestamped by this machine too
+    r = kafka_client.post(f"/3.0/projects/{pid}/keys/{created.json()['key_id']}/revoke", headers=h)
+    assert r.status_code == 200, r.text
+
+    def commands() -> list[dict]:
+        records = read_all(kafka_settings.kafka_bootstrap, "inbound.control")
+        return [orjson.loads(m.value) for m in records if m.timestamp >= before_ms]
+
+    found = wait_until(
+        lambda: [c for c in commands() if c == {"type": "invalidate_keys"}], 30, "no command"
+    )
+    assert found == [{"type": "invalidate_keys"}]

@@ -141,7 +141,7 @@ def test_circuit_breaker_pauses_a_flooding_stream_and_resumes(own_stack: Stack) 
     with session_scope(own_stack.engine) as s:
         s.get(Project, own_stack.project_id).options = {"dlq_pause_ratio": 1.0}
     assert resume(sessions, own_stack.project_id, coll, by="test") >= 1
-    # The worker caches project options; a restart is the documented way to apply them now.
+    # The restart also shows that a pause and a changed option survive a worker restart.
     own_stack.worker.stop()
     own_stack.worker.start()
     own_stack.wait_events(coll, 10, timeout=60)
