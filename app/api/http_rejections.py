@@ -1,4 +1,5 @@
-"""Events the HTTP API refuses before Kafka: checked up front, recorded like any rejection.
+"""Events the HTTP API refuses before Kafka: checked up front by the worker's own pure steps,
+recorded like any rejection.
 
 A refused event gets an error-table row (stage ``http``), counts in reconciliation, and goes to
 the collection's DLQ topic when Kafka is reachable, so the customer finds it where every other
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 
-import orjson
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -22,22 +23,36 @@ from app.contract import headers as h
 from app.contract.collections import collection_problem
 from app.contract.errors import Rejection
 from app.contract.rejection import build_rejection, no_nul
-from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic
+from app.contract.topics import FALLBACK_DLQ_COLLECTION, dlq_topic, inbound_topic
+from app.ingest.addons import AddonRegistry
+from app.ingest.pipeline import RawRecord, validate
+from app.ingest.steps.size import MAX_EVENT_BYTES as WORKER_MAX_EVENT_BYTES
 from app.store.models import IngestError, Notification
 from app.store.problem_counts import hit_for, record_hits
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_BYTES = 900 * 1024
+# The worker's limit: an event over it is refused here with the worker's code.
+MAX_EVENT_BYTES = WORKER_MAX_EVENT_BYTES
 # Keen's error names for the snake_case ingest codes, for clients that switch on them.
 KEEN_NAMES = {
     "event_too_large": "InvalidEventError",
+    "empty_value": "InvalidEventError",
     "invalid_utf8": "InvalidEventError",
     "invalid_json": "InvalidEventError",
     "not_an_object": "InvalidEventError",
+    "too_deeply_nested": "InvalidEventError",
     "invalid_collection_name": "InvalidCollectionNameError",
     "collection_name_too_long": "InvalidCollectionNameError",
+    "invalid_property_name": "InvalidPropertyNameError",
+    "reserved_property": "InvalidPropertyNameError",
+    "invalid_timestamp": "InvalidPropertyValueError",
+    "addon_error": "InvalidPropertyValueError",
 }
+
+
+def keen_name(code: str) -> str:
+    return KEEN_NAMES.get(code, "InvalidEventError")
 
 
 def check_collection(name: str) -> Rejection | None:
@@ -47,30 +62,26 @@ def check_collection(name: str) -> Rejection | None:
     return Rejection(problem.code, "http", problem.message, problem.detail)
 
 
-def check_body(raw: bytes) -> tuple[dict | None, Rejection | None]:
-    """The decoded event, or why it cannot be one."""
-    if len(raw) > MAX_EVENT_BYTES:
-        return None, Rejection(
-            "event_too_large",
-            "http",
-            f"An event is at most {MAX_EVENT_BYTES} bytes.",
-            {"size": len(raw), "limit": MAX_EVENT_BYTES},
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, Rejection(
-            "invalid_utf8", "http", "The body is not valid UTF-8.", {"position": exc.start}
-        )
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return None, Rejection("invalid_json", "http", f"The body is not JSON: {exc}"[:1000])
-    if not isinstance(value, dict):
-        return None, Rejection(
-            "not_an_object", "http", "An event is a JSON object.", {"type": type(value).__name__}
-        )
-    return value, None
+@lru_cache(maxsize=1)
+def _addon_registry() -> AddonRegistry:
+    # Only the add-ons' names and parameters are read here (syntax); built once per process.
+    return AddonRegistry()
+
+
+def check_event(project_id: str, collection: str, payload: bytes) -> Rejection | None:
+    """The worker's own verdict on these bytes for this collection, as far as it needs no key
+    (`app.ingest.pipeline.validate`); restamped stage ``http``, as every refusal here is."""
+    record = RawRecord(
+        topic=inbound_topic(project_id, collection),
+        partition=0,
+        offset=0,
+        timestamp_ms=None,
+        key=None,
+        value=payload,
+        headers=(),
+    )
+    found = validate(record, datetime.now(UTC), _addon_registry())
+    return None if found is None else replace(found, stage="http")
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class Refused:
         """The HTTP error body: snake_case code (the contract), Keen's name beside it."""
         return {
             "error_code": self.rejection.code,
-            "name": KEEN_NAMES.get(self.rejection.code, "InvalidEventError"),
+            "name": keen_name(self.rejection.code),
             "message": self.rejection.message,
             "error_id": self.error_id,
         }

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import WRITE_KEY, Caller
 from app.api.deps import ProducerDep, SessionsDep, SettingsDep
-from app.api.http_rejections import KEEN_NAMES, check_body, check_collection, refuse
+from app.api.http_rejections import check_event, keen_name, refuse
 from app.api.metrics import EVENTS_PRODUCED, EVENTS_REFUSED
 from app.api.problems import KEY_ERRORS, ApiError, ErrorBody, error_responses
 from app.api.producer import KafkaProducerHolder
@@ -80,8 +80,12 @@ async def _refuse(
     summary="Record one event",
     description="Body: one event (a JSON object). It is produced to the backend topic "
     "`in.<project_id>.<collection>` and stored by the ingest worker; the response means Kafka "
-    "has it (acks=all). An invalid collection name or a body that is not a JSON object is "
-    "refused at once and recorded (error row, DLQ) with the `error_id` in the response.",
+    "has it (acks=all). An event the ingest worker would reject from its bytes alone (not "
+    "UTF-8 or JSON, not an object, too large, an invalid collection or property name, nesting "
+    "over 32 levels, `keen` holding more than `timestamp` and `addons`, a `keen.timestamp` "
+    "that is not ISO-8601, a malformed `keen.addons` list) is refused at once with the "
+    "worker's `error_code`, Keen's error `name` and the `error_id` of its error row; it is "
+    "recorded as any rejection (error row, problem, webhook, DLQ record).",
     status_code=201,
     response_model=Created,
     responses={**error_responses(*KEY_ERRORS), 400: {"model": ErrorBody}},
@@ -96,9 +100,7 @@ async def _refuse(
 )
 async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
     raw = await request.body()
-    rejection = check_collection(collection)
-    if rejection is None:
-        _, rejection = check_body(raw)
+    rejection = check_event(ctx.caller.project_id, collection, raw)
     if rejection is not None:
         return JSONResponse(status_code=400, content=await _refuse(ctx, collection, raw, rejection))
     # The original bytes go to Kafka unchanged: the worker decodes them as it does Kafka's.
@@ -114,7 +116,8 @@ async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
     summary="Record events of several collections",
     description="Body: `{collection: [event, ...], ...}`. Answers, per collection and in input "
     "order, `{success: true}` or `{success: false, error: {name, description, error_code, "
-    "error_id}}`; refused events are recorded like any rejection.",
+    "error_id}}`: each event is checked as a single event is, and refused events are "
+    "recorded like any rejection.",
     response_model=dict[str, list[ItemResult]],
     responses=error_responses(*KEY_ERRORS),
     openapi_extra={
@@ -160,20 +163,15 @@ async def add_events(
     for collection, events in batch.items():
         slots: list[dict | None] = [None] * len(events)
         results[collection] = slots
-        bad_name = check_collection(collection)
         for i, event in enumerate(events):
             payload = orjson.dumps(event)
-            rejection = bad_name
-            if rejection is None and not isinstance(event, dict):
-                rejection = Rejection("not_an_object", "http", "An event is a JSON object.")
-            if rejection is None:
-                _, rejection = check_body(payload)
+            rejection = check_event(caller.project_id, collection, payload)
             if rejection is not None:
                 body = await _refuse(ctx, collection, payload, rejection)
                 slots[i] = {
                     "success": False,
                     "error": {
-                        "name": KEEN_NAMES.get(rejection.code, "InvalidEventError"),
+                        "name": keen_name(rejection.code),
                         "description": rejection.message,
                         "error_code": rejection.code,
                         "error_id": body["error_id"],

@@ -44,14 +44,7 @@ def run_addons(event: dict[str, Any], registry: AddonRegistry) -> Rejection | No
     entries = event["keen"].pop("addons", None)
     if entries is None:
         return None
-    if type(entries) is not list:
-        return _error("keen.addons must be a list of add-on requests; send a list.", None)
-    if len(entries) > MAX_ADDONS:
-        return _error(
-            f"keen.addons has {len(entries)} entries; request at most {MAX_ADDONS} add-ons.",
-            None,
-        )
-    requests = _parse_cached(entries, registry)
+    requests = _requests(entries, registry)
     if isinstance(requests, Rejection):
         return requests
 
@@ -85,6 +78,27 @@ def run_addons(event: dict[str, Any], registry: AddonRegistry) -> Rejection | No
         if request.flags.get("remove_ip_property") and request.inputs["ip"][0] != "keen":
             delete_path(event, request.inputs["ip"])
     return None
+
+
+def check_addons(entries: Any, registry: AddonRegistry) -> Rejection | None:
+    """The syntax of a ``keen.addons`` list (None: no list), without running any add-on:
+    what the HTTP API can tell at once. Running them (bad input values, an output path
+    through a non-object, which autofill may change) stays the worker's."""
+    if entries is None:
+        return None
+    requests = _requests(entries, registry)
+    return requests if isinstance(requests, Rejection) else None
+
+
+def _requests(entries: Any, registry: AddonRegistry) -> list[_Request] | Rejection:
+    if type(entries) is not list:
+        return _error("keen.addons must be a list of add-on requests; send a list.", None)
+    if len(entries) > MAX_ADDONS:
+        return _error(
+            f"keen.addons has {len(entries)} entries; request at most {MAX_ADDONS} add-ons.",
+            None,
+        )
+    return _parse_cached(entries, registry)
 
 
 def _parse_cached(entries: list[Any], registry: AddonRegistry) -> list[_Request] | Rejection:
