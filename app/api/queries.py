@@ -221,34 +221,74 @@ class QueryTimeout(Exception):
     """The database ran a query longer than the query timeout and stopped it."""
 
 
+class QueryRefusal(QueryError):
+    """A QueryError with a stable machine-readable ``reason`` (answered next to the message)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_timeframe(timeframe: Any, timezone: Any, where: str = "") -> None:
+    """The timeframe and timezone parse_query will take, or QueryRefusal invalid_timeframe."""
+    try:
+        resolve_timeframe(_maybe_json(timeframe), parse_timezone(timezone))
+    except QueryError as exc:
+        raise QueryRefusal("invalid_timeframe", f"{where}{exc}") from exc
+
+
+class Deadline:
+    """The one query timeout of a call that runs several statements.
+
+    SQLite's progress handler already stops at one deadline for the whole block; PostgreSQL's
+    statement_timeout is per statement, so ``next_statement`` sets it to the time left.
+    """
+
+    def __init__(self, session: Session, seconds: float, dialect: str) -> None:
+        self.session = session
+        self.seconds = seconds
+        self.dialect = dialect
+        self.ends = time.monotonic() + seconds
+
+    def next_statement(self) -> None:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise QueryTimeout(f"the query ran longer than {self.seconds:g} s")
+        if self.dialect == "postgresql":
+            ms = max(1, round(left * 1000))
+            self.session.execute(select(func.set_config("statement_timeout", f"{ms}ms", True)))
+
+
 # SQLite calls the progress handler every this many virtual-machine instructions.
 _SQLITE_PROGRESS_STEPS = 10_000
 _PG_QUERY_CANCELED = "57014"
 
 
 @contextmanager
-def statement_timeout(session: Session, seconds: float) -> Iterator[None]:
+def statement_timeout(session: Session, seconds: float) -> Iterator[Deadline]:
     """Stop the session's statements after ``seconds`` with QueryTimeout (both databases).
 
     PostgreSQL: statement_timeout, local to the session's transaction. SQLite: a progress
     handler on the raw connection that aborts the statement once the deadline has passed
-    (the handler is removed again before the connection goes back to the pool).
+    (the handler is removed again before the connection goes back to the pool). A caller
+    running several statements calls the yielded Deadline's next_statement before each.
     """
     dialect = session.get_bind().dialect.name
+    deadline_ = Deadline(session, seconds, dialect)
     if dialect == "postgresql":
         ms = max(1, round(seconds * 1000))
         session.execute(
             select(func.set_config("statement_timeout", f"{ms}ms", True))  # local to the tx
         )
         try:
-            yield
+            yield deadline_
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) == _PG_QUERY_CANCELED:
                 raise QueryTimeout(f"the query ran longer than {seconds:g} s") from exc
             raise
         return
     if dialect != "sqlite":
-        yield
+        yield deadline_
         return
     raw = session.connection().connection.driver_connection
     deadline = time.monotonic() + seconds
@@ -263,7 +303,7 @@ def statement_timeout(session: Session, seconds: float) -> Iterator[None]:
 
     raw.set_progress_handler(_abort, _SQLITE_PROGRESS_STEPS)
     try:
-        yield
+        yield deadline_
     except DBAPIError as exc:
         if fired:
             raise QueryTimeout(f"the query ran longer than {seconds:g} s") from exc

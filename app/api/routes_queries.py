@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,10 +12,14 @@ from sqlalchemy.orm import Session
 from app.api.analyses import run_analysis
 from app.api.auth import QUERY_KEY, Caller
 from app.api.deps import SessionDep, SettingsDep
+from app.api.funnel import parse_steps, run_funnel
+from app.api.multi_analysis import parse_analyses, run_multi_analysis
 from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.queries import (
     TARGETED_ANALYSES,
+    QueryRefusal,
     QueryTimeout,
+    check_timeframe,
     parse_query,
     run_count,
     run_extraction,
@@ -26,6 +32,10 @@ from app.api.schemas.queries import (
     CountResult,
     ExtractionBody,
     ExtractionResult,
+    FunnelBody,
+    FunnelResult,
+    MultiAnalysisBody,
+    MultiAnalysisResult,
     PercentileBody,
     TargetBody,
 )
@@ -45,20 +55,39 @@ _EXTRACTION_DOC = (
 )
 
 
+@contextmanager
+def _answering() -> Iterator[None]:
+    """A refused query as a 400 (with its stable reason, when it has one), a timeout as 503."""
+    try:
+        yield
+    except QueryError as exc:
+        extra = {"reason": exc.reason} if isinstance(exc, QueryRefusal) else None
+        raise ApiError(400, "InvalidQueryError", str(exc), extra=extra) from exc
+    except QueryTimeout as exc:
+        raise ApiError(
+            503,
+            "QueryTimeoutError",
+            f"{exc}; narrow the timeframe or the filters",
+        ) from exc
+
+
+def _limits(settings: Settings) -> FilterLimits:
+    return FilterLimits(
+        max_filters=settings.query_max_filters, max_in_values=settings.query_max_in_values
+    )
+
+
 def _run(
     session: Session, settings: Settings, caller: Caller, params: dict[str, Any], kind: str
 ) -> dict[str, Any]:
     # A sync function called from sync endpoints: FastAPI runs it in its thread pool, so a
     # slow query never holds the event loop (/healthz and the rest keep answering).
-    limits = FilterLimits(
-        max_filters=settings.query_max_filters, max_in_values=settings.query_max_in_values
-    )
-    try:
+    with _answering():
         query = parse_query(
             caller.project_id,
             params,
             forced_filters=caller.forced_filters,
-            limits=limits,
+            limits=_limits(settings),
             analysis=kind,
         )
         with statement_timeout(session, settings.query_timeout_seconds):
@@ -73,14 +102,45 @@ def _run(
                 max_buckets=settings.query_max_buckets,
                 max_values=settings.query_extraction_limit,
             )
-    except QueryError as exc:
-        raise ApiError(400, "InvalidQueryError", str(exc)) from exc
-    except QueryTimeout as exc:
-        raise ApiError(
-            503,
-            "QueryTimeoutError",
-            f"{exc}; narrow the timeframe or the filters",
-        ) from exc
+
+
+def _run_multi(
+    session: Session, settings: Settings, caller: Caller, params: dict[str, Any]
+) -> dict[str, Any]:
+    with _answering():
+        check_timeframe(params.get("timeframe"), params.get("timezone"))
+        query = parse_query(
+            caller.project_id,
+            params,
+            forced_filters=caller.forced_filters,
+            limits=_limits(settings),
+            analysis="count",
+        )
+        specs = parse_analyses(params.get("analyses"), query.group_by)
+        with statement_timeout(session, settings.query_timeout_seconds) as deadline:
+            return run_multi_analysis(
+                session,
+                query,
+                specs,
+                deadline,
+                max_buckets=settings.query_max_buckets,
+                max_values=settings.query_extraction_limit,
+            )
+
+
+def _run_funnel(
+    session: Session, settings: Settings, caller: Caller, params: dict[str, Any]
+) -> dict[str, Any]:
+    with _answering():
+        steps = parse_steps(
+            caller.project_id,
+            params.get("steps"),
+            {"timeframe": params.get("timeframe"), "timezone": params.get("timezone")},
+            forced_filters=caller.forced_filters,
+            limits=_limits(settings),
+        )
+        with statement_timeout(session, settings.query_timeout_seconds) as deadline:
+            return run_funnel(session, steps, deadline, max_actors=settings.query_extraction_limit)
 
 
 def _present(**params: Any) -> dict[str, Any]:
@@ -282,3 +342,108 @@ def _add_analysis(analysis: str) -> None:
 
 for _analysis in TARGETED_ANALYSES:
     _add_analysis(_analysis)
+
+
+_MULTI_DOC = (
+    "Several labelled analyses (`analyses`: {label: {analysis_type, target_property, "
+    "percentile}}) over one `event_collection`, with the same timeframe, timezone, filters, "
+    "`interval` and `group_by` as count. The result is keyed by label: {label: value}; with "
+    "group_by a list of {<group>: value, <label>: value}; with interval a list of "
+    "{timeframe, value}."
+)
+_FUNNEL_DOC = (
+    "Ordered `steps`, each {event_collection, actor_property, timeframe, timezone, filters, "
+    "optional, inverted, with_actors} (timeframe and timezone default to the funnel's). "
+    "`result[i]` counts the actors of every earlier non-optional step that are in step i "
+    "(inverted: that are not); `steps` echoes the steps; `actors` (only when a step has "
+    "with_actors) lists each such step's actors. At most 20 steps."
+)
+
+
+def _multi_params(
+    analyses: str | None = Query(
+        default=None,
+        description='Required: JSON {"<label>": {"analysis_type": "sum", '
+        '"target_property": "price"}, ...}.',
+    ),
+    group_by: str | None = Query(
+        default=None, description="Property name or JSON list (at most 10)."
+    ),
+    interval: str | None = Query(default=None, description="daily, hourly, every_N_units, ..."),
+) -> dict[str, Any]:
+    return _present(analyses=analyses, group_by=group_by, interval=interval)
+
+
+@router.get(
+    "/3.0/projects/{project_id}/queries/multi_analysis",
+    summary="Multi-analysis (query parameters)",
+    description=_MULTI_DOC,
+    response_model=MultiAnalysisResult,
+    responses=error_responses(*KEY_ERRORS),
+)
+def multi_analysis_get(
+    session: SessionDep,
+    settings: SettingsDep,
+    common: _CommonParams,
+    more: Annotated[dict[str, Any], Depends(_multi_params)],
+    caller: Caller = Depends(QUERY_KEY),
+) -> Any:
+    return _run_multi(session, settings, caller, {**common, **more})
+
+
+@router.post(
+    "/3.0/projects/{project_id}/queries/multi_analysis",
+    summary="Multi-analysis (JSON body)",
+    description=_MULTI_DOC,
+    response_model=MultiAnalysisResult,
+    responses=error_responses(*KEY_ERRORS),
+)
+def multi_analysis_post(
+    session: SessionDep,
+    settings: SettingsDep,
+    body: MultiAnalysisBody,
+    caller: Caller = Depends(QUERY_KEY),
+) -> Any:
+    return _run_multi(session, settings, caller, body.model_dump(exclude_none=True))
+
+
+@router.get(
+    "/3.0/projects/{project_id}/queries/funnel",
+    summary="Funnel (query parameters)",
+    description=_FUNNEL_DOC,
+    response_model=FunnelResult,
+    response_model_exclude_unset=True,
+    responses=error_responses(*KEY_ERRORS),
+)
+def funnel_get(
+    session: SessionDep,
+    settings: SettingsDep,
+    steps: str | None = Query(
+        default=None,
+        description='Required: JSON list of {"event_collection", "actor_property", ...}.',
+    ),
+    timeframe: str | None = Query(
+        default=None, description="The steps' default timeframe (relative or JSON {start, end})."
+    ),
+    timezone: str | None = Query(default=None, description="The steps' default timezone."),
+    caller: Caller = Depends(QUERY_KEY),
+) -> Any:
+    params = _present(steps=steps, timeframe=timeframe, timezone=timezone)
+    return _run_funnel(session, settings, caller, params)
+
+
+@router.post(
+    "/3.0/projects/{project_id}/queries/funnel",
+    summary="Funnel (JSON body)",
+    description=_FUNNEL_DOC,
+    response_model=FunnelResult,
+    response_model_exclude_unset=True,
+    responses=error_responses(*KEY_ERRORS),
+)
+def funnel_post(
+    session: SessionDep,
+    settings: SettingsDep,
+    body: FunnelBody,
+    caller: Caller = Depends(QUERY_KEY),
+) -> Any:
+    return _run_funnel(session, settings, caller, body.model_dump(exclude_none=True))

@@ -103,3 +103,113 @@ class ExtractionResult(BaseModel):
             ]
         ]
     )
+
+
+class AnalysisSpecModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    analysis_type: str | None = Field(
+        default=None,
+        examples=["sum"],
+        description="Required: count, count_unique, sum, average, minimum, maximum, median, percentile "
+        "or select_unique.",
+    )
+    target_property: str | None = Field(
+        default=None, examples=["price"], description="Required for all but count."
+    )
+    percentile: float | None = Field(
+        default=None, examples=[90], description="Required for percentile: 0 to 100."
+    )
+
+
+class MultiAnalysisBody(_QueryBody):
+    analyses: dict[str, AnalysisSpecModel] | None = Field(
+        default=None,
+        examples=[
+            {
+                "purchases": {"analysis_type": "count"},
+                "revenue": {"analysis_type": "sum", "target_property": "price"},
+            }
+        ],
+        description="Required: label -> analysis (at most 20).",
+    )
+    group_by: str | list[str] | None = Field(
+        default=None, examples=["user.plan"], description="At most 10 properties."
+    )
+    interval: str | None = Field(default=None, examples=["daily"])
+
+
+class MultiAnalysisResult(BaseModel):
+    result: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="{label: value}; a list of {<group>: value, <label>: value} with "
+        "group_by; a list of {timeframe: {start, end}, value} with interval.",
+        examples=[{"purchases": 3, "revenue": 35.5}],
+    )
+
+
+class FunnelStepModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event_collection: str | None = Field(default=None, examples=["signups"])
+    actor_property: str | None = Field(
+        default=None, examples=["user.id"], description="Required: the property naming the actor."
+    )
+    timeframe: str | AbsoluteTimeframe | None = Field(
+        default=None, examples=["this_30_days"], description="Default: the funnel's timeframe."
+    )
+    timezone: str | int | None = Field(
+        default=None, examples=["UTC"], description="Default: the funnel's timezone."
+    )
+    filters: list[FilterModel] | None = None
+    optional: bool | None = Field(
+        default=None, description="Counted, but does not narrow the steps after it."
+    )
+    inverted: bool | None = Field(
+        default=None, description="Counts the funnel's actors that are NOT in this step."
+    )
+    with_actors: bool | None = Field(
+        default=None, description="Also return this step's actors (in `actors`)."
+    )
+
+
+class FunnelBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    steps: list[FunnelStepModel] | None = Field(
+        default=None,
+        description="Required: 1 to 20 steps, in order.",
+        examples=[
+            [
+                {"event_collection": "signups", "actor_property": "user.id"},
+                {"event_collection": "purchases", "actor_property": "user.id"},
+            ]
+        ],
+    )
+    timeframe: str | AbsoluteTimeframe | None = Field(
+        default=None, examples=["this_30_days"], description="Steps' default timeframe."
+    )
+    timezone: str | int | None = Field(
+        default=None, examples=["UTC"], description="Steps' default timezone."
+    )
+
+
+class FunnelResultStep(BaseModel):
+    event_collection: str
+    actor_property: str
+    timeframe: str | dict[str, Any] | None
+    timezone: str | int | None
+    filters: list[dict[str, Any]]
+    optional: bool
+    inverted: bool
+    with_actors: bool
+
+
+class FunnelResult(BaseModel):
+    result: list[int] = Field(description="Actors counted at each step.", examples=[[3, 2, 1]])
+    steps: list[FunnelResultStep] = Field(description="The steps, with their defaults filled.")
+    actors: list[list[Any] | None] | None = Field(
+        default=None,
+        description="Only when a step has with_actors: per step, its actors (null for the "
+        "steps without with_actors).",
+        examples=[[None, ["u1", "u2"]]],
+    )
