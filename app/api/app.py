@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.api import (
         health,
         routes_admin,
+        routes_collections,
         routes_errors,
         routes_fixes,
         routes_keys,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app.include_router(routes_stream.router)
+    app.include_router(routes_collections.router)
     app.include_router(routes_queries.router)
     app.include_router(routes_errors.router)
     app.include_router(routes_fixes.router)

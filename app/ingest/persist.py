@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.ingest.dlq import DeadLetter
 from app.ingest.pipeline import Accepted
 from app.ingest.raw_insert import RawInsert
+from app.store.collection_schema import batch_pairs, record_schema
 from app.store.models import Event, IngestCounter, IngestError
 from app.store.problem_counts import hit_for, record_hits
 
@@ -97,15 +98,19 @@ class BatchWriter:
         rows already existed (a redelivery, rare) is the batch redone with a look-up of what
         is stored, so nothing is counted or notified twice.
         """
+        # The collections' (path, type) pairs, computed before the transaction opens so the
+        # walk holds no lock; a redelivered event adds nothing new to them.
+        schemas = batch_pairs((a.project_id, a.collection, a.body) for a in outcome.accepted)
         try:
-            return self._write(outcome, careful=False)
+            return self._write(outcome, schemas, careful=False)
         except _Redelivered:
-            return self._write(outcome, careful=True)
+            return self._write(outcome, schemas, careful=True)
 
-    def _write(self, outcome: BatchOutcome, careful: bool) -> tuple[int, int]:
+    def _write(self, outcome: BatchOutcome, schemas: dict, careful: bool) -> tuple[int, int]:
         counters: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
         with self._engine.begin() as conn:
             new_events = self._write_events(conn, outcome.accepted, counters, careful)
+            record_schema(conn, schemas)
             new_errors = self._write_errors(conn, outcome, counters, careful)
             if outcome.replay_outcomes:
                 self._write_replay_outcomes(conn, outcome.replay_outcomes)

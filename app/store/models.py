@@ -262,6 +262,22 @@ class IngestCounter(Base):
     dropped: Mapped[int] = mapped_column(BigInteger, default=0)
     # {"dlq_paused": 12, ...}: why events were dropped by policy.
     dropped_reasons: Mapped[dict] = mapped_column(JsonType, default=dict)
+    # Accepted events of this hour deleted since (DELETE .../events/{collection}): apart from
+    # received = accepted + rejected + dropped, which stays true of what came in.
+    deleted: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class CollectionProperty(Base):
+    """One property path seen in a collection's stored events, with one JSON type it had
+    (app/store/collection_schema.py): the worker adds new pairs in the batch's transaction,
+    the inspection routes read them. A path seen with two types has two rows."""
+
+    __tablename__ = "collection_properties"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(300), primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 
 class StreamPause(Base):
