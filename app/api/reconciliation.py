@@ -1,6 +1,10 @@
 """Where every received event went: received = accepted + rejected + dropped, per collection
 and hour, from the ingest counters; and, over all time, whether every error row is counted in
-its problem. Shared by the master-key and the support-staff route."""
+its problem. Shared by the master-key and the support-staff route.
+
+``deleted`` stands apart: accepted events of the hour deleted since through the API (DELETE
+/3.0/projects/{id}/events/{collection}). They were received and accepted, so the balance
+above does not change; events stored now = accepted - deleted."""
 
 from __future__ import annotations
 
@@ -59,7 +63,14 @@ def reconcile(
         .all()
     )
     out = []
-    totals = {"received": 0, "accepted": 0, "rejected": 0, "dropped": 0, "unaccounted": 0}
+    totals = {
+        "received": 0,
+        "accepted": 0,
+        "rejected": 0,
+        "dropped": 0,
+        "unaccounted": 0,
+        "deleted": 0,
+    }
     for r in rows:
         unaccounted = r.received - r.accepted - r.rejected - r.dropped
         bucket_start = r.bucket if r.bucket.tzinfo else r.bucket.replace(tzinfo=UTC)
@@ -73,9 +84,10 @@ def reconcile(
                 "dropped": r.dropped,
                 "dropped_reasons": r.dropped_reasons or {},
                 "unaccounted": unaccounted,
+                "deleted": r.deleted,
             }
         )
-        for name in ("received", "accepted", "rejected", "dropped"):
+        for name in ("received", "accepted", "rejected", "dropped", "deleted"):
             totals[name] += getattr(r, name)
         totals["unaccounted"] += unaccounted
     return {

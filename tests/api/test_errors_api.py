@@ -166,6 +166,7 @@ def test_summary_status_and_reconciliation(
         "rejected": 2,
         "dropped": 1,
         "unaccounted": 1,
+        "deleted": 0,
     }
     assert rec["balanced"] is False
     assert [(r["collection"], r["unaccounted"]) for r in rec["rows"]] == [("c1", 0), ("c2", 1)]

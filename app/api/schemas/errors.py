@@ -99,6 +99,11 @@ class ReconciliationRow(BaseModel):
     unaccounted: int = Field(
         description="received - accepted - rejected - dropped; 0 when all is known."
     )
+    deleted: int = Field(
+        default=0,
+        description="Accepted events of this hour deleted since (DELETE .../events/{collection}); "
+        "apart from the balance, which it does not change.",
+    )
 
 
 class ProblemsReconciliation(BaseModel):
