@@ -25,8 +25,6 @@ from app.api.timeframes import QueryError
 
 # The most labelled analyses one multi_analysis may run (each is one statement).
 MAX_ANALYSES = 20
-# An analysis's value over no events (the others: null), as the single analyses answer.
-_EMPTY: dict[str, Any] = {"count": 0, "count_unique": 0, "sum": 0}
 
 
 @dataclass(frozen=True)
@@ -91,25 +89,27 @@ def parse_analyses(raw: object, group_by: list[str]) -> dict[str, AnalysisSpec]:
     return out
 
 
-def _empty(spec: AnalysisSpec) -> Any:
-    return [] if spec.analysis_type == "select_unique" else _EMPTY.get(spec.analysis_type)
-
-
 def _merge_groups(
     q: Query, specs: dict[str, AnalysisSpec], per_label: dict[str, list[dict]]
 ) -> list[dict]:
-    """One item per group: its group_by values and every label's value (or its empty value,
-    when the group has no row for it, e.g. select_unique's groups without a value)."""
+    """One item per group: its group_by values and every label's value.
+
+    Every analysis but select_unique answers every group of the query's events; select_unique
+    leaves out the groups without a value, which get its empty list here."""
     merged: dict[bytes, dict] = {}
     for label, items in per_label.items():
         for item in items:
             group = [item[name] for name in q.group_by]
             row = merged.setdefault(_json_key(group), dict(zip(q.group_by, group, strict=True)))
             row[label] = item["result"]
-    for row in merged.values():
-        for label, spec in specs.items():
-            row.setdefault(label, _empty(spec))
-    return [merged[key] for key in sorted(merged)]
+    out = []
+    for key in sorted(merged):
+        row = merged[key]
+        # The group's values first, then the labels in the order they were asked for.
+        item = {name: row[name] for name in q.group_by}
+        item.update((label, row.get(label, [])) for label in specs)
+        out.append(item)
+    return out
 
 
 def _merge(q: Query, specs: dict[str, AnalysisSpec], per_label: dict[str, Any]) -> Any:
