@@ -119,6 +119,8 @@ async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
     "error_id}}`: each event is checked as a single event is, and refused events are "
     "recorded like any rejection.",
     response_model=dict[str, list[ItemResult]],
+    # Keen's answer for a stored event is exactly {"success": true}: no "error": null.
+    response_model_exclude_none=True,
     responses=error_responses(*KEY_ERRORS),
     openapi_extra={
         "requestBody": {
