@@ -136,9 +136,11 @@ def delete_events(
             )
             batches += 1
             deleted += len(created)
-            _count_deleted(session, query, created)
             last = len(created) < batch_size
+            # Schema before counters, the order the worker's batch write takes them in, so
+            # the two never wait on each other's locks in opposite orders (PostgreSQL).
             if last and not session.scalar(select(exists().where(in_collection))):
                 forget_collection(session, query.project_id, query.event_collection)
+            _count_deleted(session, query, created)
         if last:
             return Deletion(deleted=deleted, batches=batches)
