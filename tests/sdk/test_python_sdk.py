@@ -192,3 +192,68 @@ def test_a_batch_with_an_invalid_event_answers_it_per_event(
     )
     assert failed["error"]["description"] and failed["error"]["error_id"]
     poll(lambda: keen.count("refunds", timeframe="this_1_days") == 1)
+
+
+def test_multi_analysis(keen: KeenClient, recorded: dict) -> None:
+    analyses = {
+        "revenue": {"analysis_type": "sum", "target_property": "price"},
+        "buyers": {"analysis_type": "count_unique", "target_property": "user.id"},
+        "orders": {"analysis_type": "count"},
+    }
+    assert keen.multi_analysis("purchases", analyses, timeframe=WINDOW) == {
+        "revenue": 50,
+        "buyers": 3,
+        "orders": 4,
+    }
+    by_item = keen.multi_analysis("purchases", analyses, timeframe=WINDOW, group_by="item")
+    assert sorted(by_item, key=lambda g: g["item"]) == [
+        {"item": "gadget", "revenue": 5, "buyers": 1, "orders": 1},
+        {"item": "gizmo", "revenue": 15, "buyers": 1, "orders": 1},
+        {"item": "widget", "revenue": 30, "buyers": 2, "orders": 2},
+    ]
+
+
+def test_funnel(keen: KeenClient, recorded: dict) -> None:
+    def step(item: str, **extra: object) -> dict:
+        return {
+            "event_collection": "purchases",
+            "actor_property": "user.id",
+            "filters": [{"property_name": "item", "operator": "eq", "property_value": item}],
+            **extra,
+        }
+
+    # Bought a widget (u1, u2), then a gadget (u1).
+    assert keen.funnel([step("widget"), step("gadget")], timeframe=WINDOW) == [2, 1]
+    answer = keen.funnel(
+        [step("widget"), step("gadget", with_actors=True)], timeframe=WINDOW, all_keys=True
+    )
+    assert answer["result"] == [2, 1]
+    assert answer["actors"] == [None, ["u1"]]
+    assert [s["event_collection"] for s in answer["steps"]] == ["purchases", "purchases"]
+
+
+def test_collections_and_their_properties(keen: KeenClient, recorded: dict) -> None:
+    purchases = keen.get_collection("purchases")
+    assert {k: purchases["properties"][k] for k in ("item", "price", "user.id")} == {
+        "item": "string",
+        "price": "num",
+        "user.id": "string",
+    }
+    assert purchases["properties"]["keen.timestamp"] == "datetime"
+    listed = {c["name"]: c for c in keen.get_all_collections()}
+    assert {"purchases", "signups"} <= set(listed)
+    assert listed["signups"]["properties"]["plan"] == "string"
+    assert listed["purchases"]["properties"] == purchases["properties"]
+    assert listed["purchases"]["url"].endswith(f"/projects/{keen.project_id}/events/purchases")
+
+
+def test_delete_events_with_filters_and_timeframe(keen: KeenClient, poll: Callable) -> None:
+    at = "2026-11-02T02:10:00.000Z"
+    events = [{"n": n, "keep": n == 2, "keen": {"timestamp": at}} for n in (1, 2, 3)]
+    keen.add_events({"trash": events})
+    poll(lambda: keen.count("trash", timeframe=WINDOW) == 3, 90)
+    dropped = [{"property_name": "keep", "operator": "eq", "property_value": False}]
+    assert keen.delete_events("trash", timeframe=WINDOW, filters=dropped) is True
+    # Answered once deleted: the count right after is exact.
+    assert keen.count("trash", timeframe=WINDOW) == 1
+    assert [e["n"] for e in keen.extraction("trash", timeframe=WINDOW)] == [2]
