@@ -110,8 +110,14 @@ def test_record_event_and_record_events(
             },
         },
     ]
-    poll(lambda: reader.count("purchases", timeframe=WINDOW) == 3, 90)
-    assert reader.count("pageviews", timeframe=WINDOW) == 1
+    # Each collection is its own topic: wait for both.
+    poll(
+        lambda: (
+            reader.count("purchases", timeframe=WINDOW) == 3
+            and reader.count("pageviews", timeframe=WINDOW) == 1
+        ),
+        90,
+    )
     assert reader.count("purchases", timeframe=WINDOW, interval="hourly") == [
         {
             "value": 1,
