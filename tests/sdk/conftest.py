@@ -19,6 +19,10 @@ from tests.support.ports import free_port
 from tests.support.worker import wait_until
 
 READY_LINE = "Ctrl-C stops everything"
+# The worker of `inbound up` joins the ingest group on the shared session broker, so it first
+# works through (and refuses, as unknown projects) what earlier tests left unread on their
+# topics: seconds usually, more after a heavy suite. A ceiling, not a wait.
+STORE_TIMEOUT = 180.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def sdk_project(inbound_up: Inbound) -> SdkProject:
 def poll() -> Callable[[Callable[[], object], float], object]:
     """Wait until a check returns something truthy (events are queryable once the worker ran)."""
 
-    def _poll(check: Callable[[], object], timeout: float = 60) -> object:
+    def _poll(check: Callable[[], object], timeout: float = STORE_TIMEOUT) -> object:
         return wait_until(check, timeout, "the condition did not hold in time")
 
     return _poll

@@ -14,7 +14,7 @@ import pytest
 from keen.client import KeenClient
 from keen.exceptions import KeenApiError
 
-from tests.sdk.conftest import Inbound, SdkProject
+from tests.sdk.conftest import STORE_TIMEOUT, Inbound, SdkProject
 
 # One hour-aligned window a month before the suite was written; every event sits inside it.
 WINDOW = {"start": "2026-11-02T00:00:00.000Z", "end": "2026-11-02T04:00:00.000Z"}
@@ -76,7 +76,7 @@ def recorded(keen: KeenClient) -> dict:
             and keen.count("signups", timeframe=WINDOW) == 2
         )
 
-    wait_until(stored, 90, "the SDK's events did not become queryable")
+    wait_until(stored, STORE_TIMEOUT, "the SDK's events did not become queryable")
     return answer
 
 
@@ -252,7 +252,7 @@ def test_delete_events_with_filters_and_timeframe(keen: KeenClient, poll: Callab
     at = "2026-11-02T02:10:00.000Z"
     events = [{"n": n, "keep": n == 2, "keen": {"timestamp": at}} for n in (1, 2, 3)]
     keen.add_events({"trash": events})
-    poll(lambda: keen.count("trash", timeframe=WINDOW) == 3, 90)
+    poll(lambda: keen.count("trash", timeframe=WINDOW) == 3)
     dropped = [{"property_name": "keep", "operator": "eq", "property_value": False}]
     assert keen.delete_events("trash", timeframe=WINDOW, filters=dropped) is True
     # Answered once deleted: the count right after is exact.
