@@ -103,7 +103,7 @@ class IngestLoop:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
             **self.kafka.aiokafka(),
-            group_id=GROUP_ID,
+            group_id=self.settings.worker_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             # The default is five minutes; a new collection must be queryable in seconds.

@@ -41,6 +41,9 @@ class _NoFaustKafka(BootStrategy):
 
 class _App(faust.App):
     BootStrategy = _NoFaustKafka
+    # mode names a service's logger after the module its class is in, which would make
+    # faust's own start/stop lines Inbound's (INFO); they stay faust's (WARNING).
+    logger = logging.getLogger("faust.inbound.App")
 
 
 def build_app(settings: Settings) -> faust.App:

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         "database; unset means one generated once into <data_dir>/secret.key (mode 0600). "
         "Keep it: without it stored webhook secrets cannot be read.",
     )
+    worker_group_id: str = Field(
+        default="inbound-ingest",
+        min_length=1,
+        max_length=200,
+        description="Kafka consumer group of the workers: every worker of one deployment uses "
+        "the same one, so they share the in.* partitions; a second deployment on the same "
+        "cluster needs its own.",
+    )
     worker_batch_size: int = Field(
         default=2000, description="Most records the worker takes per batch."
     )
