@@ -14,7 +14,13 @@ $(VENV)/.installed: pyproject.toml
 up: $(VENV)/.installed
 	$(BIN)/inbound up
 
-test: $(VENV)/.installed
+# Keen's JavaScript SDK for tests/sdk, from its lock file (Node.js's npm).
+SDK_JS := tests/sdk/js
+$(SDK_JS)/node_modules/.installed: $(SDK_JS)/package-lock.json
+	npm ci --prefix $(SDK_JS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed $(SDK_JS)/node_modules/.installed
 	$(BIN)/inbound kafka fetch >/dev/null
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
