@@ -114,6 +114,14 @@ def _parse_step(
     timezone = item.get("timezone")
     timeframe = defaults.get("timeframe") if timeframe in (None, "") else timeframe
     timezone = defaults.get("timezone") if timezone in (None, "") else timezone
+    if isinstance(timezone, float):
+        # A GET step's JSON may carry 3600.0 or 1.5; the offset is whole seconds (as a POST
+        # body's is), and the answer echoes it as a number of them.
+        if not timezone.is_integer():
+            raise QueryRefusal(
+                "invalid_timeframe", f"steps[{i}]: a timezone offset is a whole number of seconds"
+            )
+        timezone = int(timezone)
     check_timeframe(timeframe, timezone, f"steps[{i}]: ")
     params = {
         "event_collection": item.get("event_collection"),

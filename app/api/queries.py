@@ -88,6 +88,9 @@ def parse_query(
     collection = params.get("event_collection")
     if not isinstance(collection, str) or not collection:
         raise QueryError("event_collection is required")
+    if "\x00" in collection:
+        # No collection has one (the name rule), and PostgreSQL cannot bind it: a 500 otherwise.
+        raise QueryError("event_collection cannot contain the NUL character")
     tz = parse_timezone(params.get("timezone"))
     timeframe = resolve_timeframe(_maybe_json(params.get("timeframe")), tz, now)
     filters = parse_filters(_maybe_json(params.get("filters")), limits or FilterLimits())

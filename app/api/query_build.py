@@ -66,9 +66,13 @@ OPERATORS = frozenset(
 # keen.timestamp and keen.created_at are also columns: filter on those, which are indexed.
 _TIME_COLUMNS = {"keen.timestamp": Event.keen_timestamp, "keen.created_at": Event.created_at}
 _EARTH_RADIUS_MILES = 3958.7613
-_NAME_RE = re.compile(r'^[^"\\]+$')
+# No quote or backslash (SQLite's JSON path syntax), no NUL (no event has one in a name, and
+# neither database takes it in a path: a 500 otherwise).
+_NAME_RE = re.compile(r'^[^"\\\x00]+$')
 # The longest regex pattern a filter may have (characters).
 MAX_PATTERN_LENGTH = 512
+# A NUL in JSON text: \u0000 after an even number of backslashes (not the text "\u0000").
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -132,9 +136,12 @@ def parse_filters(raw: object, limits: FilterLimits | None = None) -> list[Filte
 def _check_value(value: object) -> None:
     # Both databases bind integers as 64-bit; orjson (the JSON serialiser) refuses larger ones.
     try:
-        orjson.dumps(value)
+        text = orjson.dumps(value)
     except TypeError as exc:
         raise QueryError("property_value: numbers must fit in 64 bits") from exc
+    if _JSON_NUL.search(text):
+        # PostgreSQL's jsonb and text take no NUL (a 500 there); refused on both databases.
+        raise QueryError("property_value cannot contain the NUL character")
 
 
 def register_sqlite_functions(dbapi_conn: sqlite3.Connection) -> None:

@@ -25,6 +25,7 @@ from app.api.problems import KEY_ERRORS, ApiError, error_responses
 from app.api.query_build import FilterLimits
 from app.api.schemas.collections import CollectionSchema, EventsDeleted
 from app.api.timeframes import QueryError
+from app.contract.collections import collection_problem
 from app.store.collection_schema import read_schemas
 
 router = APIRouter(tags=["collections"])
@@ -87,7 +88,10 @@ def all_collections(session: SessionDep, caller: Caller = Depends(inspecting_key
 def one_collection(
     session: SessionDep, collection: str, caller: Caller = Depends(inspecting_key)
 ) -> Any:
-    schemas = read_schemas(session, caller.project_id, collection)
+    # A name no event can be stored under has no schema; not looked up (PostgreSQL cannot
+    # bind a NUL, which was a 500).
+    possible = collection_problem(collection) is None
+    schemas = read_schemas(session, caller.project_id, collection) if possible else {}
     if collection not in schemas:
         raise ApiError(
             404, "ResourceNotFoundError", f"No collection {collection[:100]!r} in this project."
@@ -124,6 +128,10 @@ def delete_collection_events(
     limits = FilterLimits(
         max_filters=settings.query_max_filters, max_in_values=settings.query_max_in_values
     )
+    problem = collection_problem(collection)
+    if problem is not None:
+        # No event can be stored under such a name: refused, not audited as a delete of none.
+        raise ApiError(400, "InvalidCollectionNameError", problem.message)
     params = {"filters": filters, "timeframe": timeframe, "timezone": timezone}
     try:
         query = parse_deletion(caller.project_id, collection, params, limits)
