@@ -22,12 +22,15 @@ from sqlalchemy import func, select
 
 from app.api.app import create_app
 from app.api.http_rejections import check_event
+from app.contract.errors import Rejection
+from app.ingest.addons import AddonRegistry
 from app.ingest.persist import BatchOutcome, BatchWriter
-from app.ingest.records import Accepted
+from app.ingest.pipeline import process
+from app.ingest.records import Accepted, ProjectInfo, RawRecord
 from app.settings import Settings
 from app.store.collection_schema import read_schemas
 from app.store.db import engine_for, session_scope
-from app.store.keys import create_key
+from app.store.keys import KeyInfo, create_key
 from app.store.models import AuditEntry, CollectionProperty, Event
 from app.store.projects import create_project
 from tests.api.conftest import insert_events
@@ -445,6 +448,60 @@ def test_an_event_the_http_api_accepts_is_storable(
             )
             == 1
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP events: the up-front check gives the worker's code on the same bytes (pure, no database)
+
+_PID = "p" * 24
+_HOSTILE = [
+    b"\xef\xbb\xbf{}",  # a UTF-8 byte order mark
+    b'{"a": "\\ud800"}',  # a lone surrogate escape
+    b'{"a\x00": 1}',  # a raw NUL (a control character in a string)
+    b'{"a\\u0000": 1}',  # an escaped NUL in a name
+    b"\xff{}",
+    b"[]",
+    b"1",
+    b"",
+    b'{"a": 1e400}',
+    b'{"a": NaN}',
+    b'{"a": 1} {"b": 2}',
+    b'{"$a": 1}',
+    b'{"keen": {"timestamp": "99999-01-01T00:00:00Z"}}',
+    b'{"keen": {"addons": [{"name": "keen:ip_to_geo"}]}}',
+    b"[" * 2000 + b"]" * 2000,
+    b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"k": "' + b"a" * (921_600 - 8) + b'"}',  # 921,600 bytes: the limit, taken
+    b'{"k": "' + b"a" * (921_600 - 7) + b'"}',  # 921,601 bytes: one over
+]
+
+
+class _Everyone:
+    """A look-up in which the project exists and the key may write to it."""
+
+    def project(self, project_id: str) -> ProjectInfo:
+        return ProjectInfo(project_id, True)
+
+    def key(self, key_id: str) -> KeyInfo:
+        return KeyInfo(key_id, _PID, can_write=True, autofill={})
+
+
+@pytest.mark.parametrize("payload", _HOSTILE, ids=range(len(_HOSTILE)))
+@pytest.mark.parametrize("collection", ["c" * 64, "c" * 65, "c" * 256, "a-DLQ", "purchases"])
+def test_http_refuses_what_the_worker_refuses_with_its_code(
+    payload: bytes, collection: str
+) -> None:
+    now = datetime.now(UTC)
+    record = RawRecord(
+        f"in.{_PID}.{collection}", 0, 0, None, None, payload, (("inbound.key_id", b"k"),)
+    )
+    worker = process(record, _Everyone(), now, AddonRegistry())
+    http = check_event(_PID, collection, payload)
+    if isinstance(worker, Rejection):
+        assert http is not None and http.code == worker.code, (http, worker.code)
+        assert http.stage == "http"
+    else:
+        assert http is None, http
 
 
 # ---------------------------------------------------------------------------------------------
