@@ -60,6 +60,11 @@ ADVICE: dict[str, str] = {
         "`keen.timestamp` is not an ISO-8601 date-time. Send e.g. "
         "`2026-11-24T19:07:46.123Z`, or leave it out to use the time of receipt."
     ),
+    "invalid_property_value": (
+        "A string value holds the NUL character (`\\u0000`), which cannot be stored. Remove "
+        "it from the value at the location shown, or replace it, in the producer; a fix can "
+        "`replace` the value before replaying the errors."
+    ),
     "too_deeply_nested": (
         "The event nests objects or arrays more than 32 levels deep. Flatten the structure "
         "at the location shown to at most 32 levels."

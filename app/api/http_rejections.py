@@ -42,6 +42,7 @@ KEEN_NAMES = {
     "invalid_json": "InvalidEventError",
     "not_an_object": "InvalidEventError",
     "too_deeply_nested": "InvalidEventError",
+    "invalid_property_value": "InvalidPropertyValueError",
     "invalid_collection_name": "InvalidCollectionNameError",
     "collection_name_too_long": "InvalidCollectionNameError",
     "invalid_property_name": "InvalidPropertyNameError",

@@ -18,6 +18,7 @@ ERROR_CODES: frozenset[str] = frozenset(
         "unknown_project",
         "key_not_permitted",
         "invalid_property_name",
+        "invalid_property_value",
         "reserved_property",
         "invalid_timestamp",
         "too_deeply_nested",

@@ -51,6 +51,7 @@ _TITLES = {
     "unknown_project": "Unknown or disabled project",
     "key_not_permitted": "Key not permitted to write to this project",
     "invalid_property_name": "Invalid property name",
+    "invalid_property_value": "String value contains the NUL character",
     "reserved_property": "Reserved property",
     "invalid_timestamp": "keen.timestamp is not an ISO-8601 date-time",
     "too_deeply_nested": "Nested more than 32 levels deep",

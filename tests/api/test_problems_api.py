@@ -206,7 +206,8 @@ def test_every_error_code_has_advice() -> None:
     codes = {
         "event_too_large", "empty_value", "invalid_utf8", "invalid_json", "not_an_object",
         "invalid_collection_name", "collection_name_too_long", "unknown_project",
-        "key_not_permitted", "invalid_property_name", "reserved_property", "invalid_timestamp",
+        "key_not_permitted", "invalid_property_name", "invalid_property_value",
+        "reserved_property", "invalid_timestamp",
         "too_deeply_nested", "addon_error",
     }  # fmt: skip
     from app.contract.errors import ERROR_CODES

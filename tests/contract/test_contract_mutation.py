@@ -158,6 +158,7 @@ def test_error_codes_and_stages_are_the_documented_ones() -> None:
         "unknown_project",
         "key_not_permitted",
         "invalid_property_name",
+        "invalid_property_value",
         "reserved_property",
         "invalid_timestamp",
         "too_deeply_nested",

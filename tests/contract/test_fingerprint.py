@@ -69,6 +69,11 @@ CASES = {
         {"path": "keen.timestamp", "value": "1700000000"},
         None,
     ),
+    "invalid_property_value": (
+        {"path": "notes[3].text", "reason": "contains the NUL character"},
+        {"path": "notes[0].text", "reason": "contains the NUL character"},
+        {"path": "title", "reason": "contains the NUL character"},
+    ),
     "too_deeply_nested": (
         {"path": "a[0].b[4].c", "limit": 32},
         {"path": "a[9].b[1].c", "limit": 32},

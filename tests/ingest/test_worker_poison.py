@@ -153,6 +153,8 @@ def test_record_shapes_never_stop_the_worker(stack: Stack) -> None:
         ("nul_in_header_name", b"k\x00", b"{bad\x00", [("a\x00b", b"\x00")], None),
         ("nul_in_key_id", None, b'{"a": 1}', [(h.KEY_ID, b"k\x00")], None),
         ("replay_header_malformed", None, b'{"a": 1}', [(h.REPLAY_SOURCE, b"no/such")], None),
+        # PostgreSQL's JSON columns cannot hold \u0000: it must be dead-lettered, not stored.
+        ("nul_in_a_string_value", None, b'{"note": "a\\u0000b"}', [], None),
     ]
     collections = []
     for tag, key, value, headers, codec in shapes:
@@ -168,5 +170,7 @@ def test_record_shapes_never_stop_the_worker(stack: Stack) -> None:
             f"{coll}: neither stored nor dead-lettered\n{stack.worker.tail()}",
         )
         assert all(r.dlq_offset is not None for r in stack.errors(coll))
+    [nul] = stack.errors(collections[-1])
+    assert nul.code == "invalid_property_value"
     assert stack.worker.alive()
     assert stack.worker.health()["status"] == "ok"

@@ -1,4 +1,9 @@
-"""Step 5: property names and nesting depth, at every level.
+"""Step 5: property names, string values and nesting depth, at every level.
+
+A string value may not hold the NUL character (JSON's ``\u0000``): PostgreSQL cannot store
+it in a JSON column, and an event the database refuses would be retried for ever, holding up
+every tenant whose records share the batch. It is refused here on both databases, so the
+answer does not depend on the database.
 
 Two walks: a fast recursive one answers "all fine?" for the common clean event, and only
 when it says no does an iterative one (a stack of iterators) find the first offender, the
@@ -51,7 +56,10 @@ def _fine_object(node: dict[str, Any], depth: int) -> bool:
         if "\x00" in name:
             return False
         kind = type(value)
-        if kind is dict:
+        if kind is str:
+            if "\x00" in value:
+                return False
+        elif kind is dict:
             if depth >= MAX_DEPTH or (value and not _fine_object(value, depth + 1)):
                 return False
         elif kind is list:
@@ -63,7 +71,10 @@ def _fine_object(node: dict[str, Any], depth: int) -> bool:
 def _fine_array(node: list[Any], depth: int) -> bool:
     for value in node:
         kind = type(value)
-        if kind is dict:
+        if kind is str:
+            if "\x00" in value:
+                return False
+        elif kind is dict:
             if depth >= MAX_DEPTH or (value and not _fine_object(value, depth + 1)):
                 return False
         elif kind is list:
@@ -74,6 +85,7 @@ def _fine_array(node: list[Any], depth: int) -> bool:
 
 def _explain(event: dict[str, Any]) -> Rejection | None:
     first: tuple[tuple, str] | None = None
+    first_value: tuple | None = None
     count = 0
     stack: list[tuple[Any, tuple]] = [(iter(event.items()), ())]
     while stack:
@@ -91,6 +103,8 @@ def _explain(event: dict[str, Any]) -> Rejection | None:
                 if first is None:
                     first = (path + (name,), name)
             kind = type(value)
+            if kind is str and first_value is None and "\x00" in value:
+                first_value = path + (name,)
             if kind is dict or kind is list:
                 if len(stack) >= MAX_DEPTH:
                     return _too_deep(path + (name,))
@@ -102,7 +116,7 @@ def _explain(event: dict[str, Any]) -> Rejection | None:
         else:
             stack.pop()
     if first is None:
-        return None
+        return None if first_value is None else _nul_value(first_value)
     where, name = first
     problem = name_problem(name)
     return Rejection(
@@ -112,6 +126,17 @@ def _explain(event: dict[str, Any]) -> Rejection | None:
         "be 1 to 256 characters, without '.', not starting with '$', without NUL: rename the "
         "property.",
         {"path": format_path(where), "reason": problem, "count": count},
+    )
+
+
+def _nul_value(where: tuple) -> Rejection:
+    shown = format_path(where)
+    return Rejection(
+        "invalid_property_value",
+        "validate",
+        f"The string in {shown!r} contains the NUL character (\\u0000), which cannot be "
+        "stored: remove it from the value, or replace it, before sending the event.",
+        {"path": shown, "reason": "contains the NUL character"},
     )
 
 

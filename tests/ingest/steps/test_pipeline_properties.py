@@ -87,3 +87,32 @@ def test_wide_events_are_fine() -> None:
     event = {f"p{i}": {"v": i, "l": [i, {"w": i}]} for i in range(5000)}
     assert len(orjson.dumps(event)) < 921_600
     accept(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [
+        ({"note": "a\x00b"}, "note"),
+        ({"user": {"name": "\x00"}}, "user.name"),
+        ({"tags": ["ok", "bad\x00"]}, "tags[1]"),
+        ({"items": [{"sku": "x"}, {"sku": "y\x00"}], "later": "\x00"}, "items[1].sku"),
+    ],
+)
+def test_a_nul_in_a_string_value_is_refused_with_its_path(event: dict, path: str) -> None:
+    # PostgreSQL cannot store it in a JSON column: refused on both databases alike.
+    rejection = reject(event, "invalid_property_value")
+    assert rejection.stage == "validate"
+    assert rejection.detail == {"path": path, "reason": "contains the NUL character"}
+    assert rejection.message == (
+        f"The string in {path!r} contains the NUL character (\\u0000), which cannot be "
+        "stored: remove it from the value, or replace it, before sending the event."
+    )
+
+
+def test_a_bad_name_is_reported_before_a_nul_value() -> None:
+    rejection = reject({"note": "\x00", "$p": 1}, "invalid_property_name")
+    assert rejection.detail["path"] == "$p"
+
+
+def test_the_text_backslash_u0000_is_an_ordinary_string() -> None:
+    accept(orjson.loads(b'{"note": "\\\\u0000"}'))
