@@ -38,3 +38,37 @@ def caught_up(bootstrap: str, topic: str, group: str = WORKER_GROUP) -> bool:
     every record, redelivered ones included, has been processed and committed."""
     offsets = committed_and_end(bootstrap, topic, group)
     return bool(offsets) and all(end == 0 or done >= end for done, end in offsets.values())
+
+
+async def _commit_ends(bootstrap: str, group: str, prefix: str) -> int:
+    from aiokafka.structs import OffsetAndMetadata
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        described = await admin.describe_topics(topics) if topics else []
+    finally:
+        await admin.close()
+    tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    if not tps:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
+    return len(tps)
+
+
+def start_group_at_end(bootstrap: str, group: str, prefix: str = "in.") -> int:
+    """Commit ``group``'s offsets at the end of every topic named ``prefix``… that exists now,
+    so a worker of that new group starts with what is produced from here on (and topics made
+    later from their start), not with what earlier tests left on the shared broker. Returns
+    the partitions committed."""
+    return asyncio.run(_commit_ends(bootstrap, group, prefix))
