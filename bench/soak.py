@@ -271,7 +271,7 @@ class Run:
             state = (stored, deliveries)
             if lag == 0 and pending == 0 and state == last:
                 quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= 8:
+                if time.monotonic() - quiet_since >= 5:
                     return True
             else:
                 quiet_since = None
@@ -301,7 +301,9 @@ class Run:
         self.produced_until = time.monotonic()
         produced_s = self.produced_until - begun
         chaos.join()  # every fault's recovery is part of the run
+        drain_started = time.monotonic()
         drained = self.drain(producers)
+        print(f"drained in {time.monotonic() - drain_started:.0f} s", flush=True)
         sampler.stopping.set()
         sampler.join(10)
         acked = set().union(*(p.tally.acked for p in producers))
@@ -322,6 +324,7 @@ class Run:
             deliveries=self.stack.received.snapshot(),
         )
         self.report(producers, sent, produced_s, result, drained, len(unresolved))
+        print(f"soak took {time.monotonic() - started:.0f} s before stopping the stack")
         if not drained:
             print(self.stack.tails())
             return 2

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -208,10 +209,18 @@ class Stack:
 
     # -- stop ----------------------------------------------------------------------------
     def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        for service in self.services.values():
-            service.stop()
+        # Every process is asked to stop first, then waited for: stopping one at a time
+        # added up to a minute to the run.
+        procs = [w.proc for w in self.workers] + [s.proc for s in self.services.values()]
+        live = [p for p in procs if p is not None and p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if getattr(self, "receiver", None) is not None:
             self.receiver.shutdown()
         local.stop(self.kafka_dir)
