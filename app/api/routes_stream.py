@@ -23,6 +23,32 @@ from app.contract.errors import Rejection
 from app.contract.topics import inbound_topic
 from app.settings import Settings
 
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request body, read in chunks and refused (413) as soon as it passes ``cap`` bytes,
+    so a huge body never sits in memory whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise _too_large(cap)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(cap: int) -> ApiError:
+    return ApiError(
+        413,
+        "RequestTooLargeError",
+        f"The request body is over {cap:,} bytes (INBOUND_HTTP_MAX_BODY_BYTES); send fewer "
+        "events per request.",
+    )
+
+
 router = APIRouter(tags=["stream"])
 
 
@@ -88,7 +114,7 @@ async def _refuse(
     "recorded as any rejection (error row, problem, webhook, DLQ record).",
     status_code=201,
     response_model=Created,
-    responses={**error_responses(*KEY_ERRORS), 400: {"model": ErrorBody}},
+    responses={**error_responses(*KEY_ERRORS, 413), 400: {"model": ErrorBody}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -99,7 +125,7 @@ async def _refuse(
     },
 )
 async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
-    raw = await request.body()
+    raw = await read_capped(request, ctx.settings.http_max_body_bytes)
     rejection = check_event(ctx.caller.project_id, collection, raw)
     if rejection is not None:
         return JSONResponse(status_code=400, content=await _refuse(ctx, collection, raw, rejection))
@@ -121,7 +147,7 @@ async def add_event(request: Request, collection: str, ctx: _IngestDep) -> Any:
     response_model=dict[str, list[ItemResult]],
     # Keen's answer for a stored event is exactly {"success": true}: no "error": null.
     response_model_exclude_none=True,
-    responses=error_responses(*KEY_ERRORS),
+    responses=error_responses(*KEY_ERRORS, 413),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -141,7 +167,7 @@ async def add_events(
     request: Request,
     ctx: _IngestDep,
 ) -> Any:
-    raw = await request.body()
+    raw = await read_capped(request, ctx.settings.http_max_body_bytes)
     try:
         batch = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -158,6 +184,16 @@ async def add_events(
             400,
             "TooManyCollectionsError",
             f"The batch names {len(batch)} collections; send at most {limit} per request.",
+        )
+    events_limit = ctx.settings.http_max_events_per_request
+    total = sum(len(events) for events in batch.values())
+    if total > events_limit:
+        # Each refused event is recorded on its own: bounded here, before any of that work.
+        raise ApiError(
+            400,
+            "TooManyEventsError",
+            f"The batch holds {total} events; send at most {events_limit} per request "
+            "(INBOUND_HTTP_MAX_EVENTS_PER_REQUEST).",
         )
     caller, producer = ctx.caller, ctx.producer
     results: dict[str, list[dict | None]] = {}

@@ -329,6 +329,19 @@ class Settings(BaseSettings):
         description="Most new collections one Metadata or Produce request may create through "
         "the Kafka edge; the others get an error and may be retried in a later request.",
     )
+    http_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest body the HTTP event endpoints read (bytes); a larger one is refused "
+        "with 413 RequestTooLargeError before it is read whole.",
+    )
+    http_max_events_per_request: int = Field(
+        default=5000,
+        ge=1,
+        description="Most events one HTTP batch (POST /3.0/projects/{id}/events) may hold, "
+        "over all its collections; a larger batch is refused whole with 400 "
+        "TooManyEventsError.",
+    )
     http_max_collections_per_request: int = Field(
         default=20,
         description="Most collections one HTTP batch (POST /3.0/projects/{id}/events) may name; "
