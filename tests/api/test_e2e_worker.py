@@ -23,7 +23,7 @@ from app.store.keys import create_key
 from app.store.models import ApiKey, IngestError
 from app.store.projects import create_project
 from tests.api.conftest import auth
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, isolated_group
 
 pytestmark = pytest.mark.kafka
 
@@ -65,7 +65,11 @@ def test_produce_then_query_and_replay(
         no_writes = create_key(s, pid, "access", name="not yet", permitted=[]).key.id
     # No key cache: the key fixed below applies to the very next record (no sleep needed).
     worker = WorkerProcess(
-        db_url, kafka_bootstrap, tmp_path / "worker", INBOUND_WORKER_KEY_CACHE_SECONDS="0"
+        db_url,
+        kafka_bootstrap,
+        tmp_path / "worker",
+        INBOUND_WORKER_KEY_CACHE_SECONDS="0",
+        **isolated_group(kafka_bootstrap),
     ).start()
     try:
         settings = make_settings(db_url, kafka_bootstrap=kafka_bootstrap)

@@ -15,7 +15,7 @@ import httpx
 
 from tests.ingest.conftest import make_stack
 from tests.support.ports import free_port
-from tests.support.worker import wait_until
+from tests.support.worker import isolated_group, wait_until
 
 
 def _records(text: str) -> list[dict]:
@@ -41,6 +41,7 @@ def test_worker_json_lines_and_a_rejection_with_its_coordinates(
         tmp_path / "worker",
         INBOUND_LOG_FORMAT="json",
         INBOUND_LOG_LEVEL="DEBUG",
+        **isolated_group(kafka_bootstrap),
     )
     log_path = stack.worker.log_path
     try:

@@ -26,7 +26,7 @@ from tests.support import metrics
 from tests.support.browser import chromium_or_skip, offline_chromium
 from tests.support.cli import ApiProcess
 from tests.support.console_browser import go, page_shot, sign_in_customer
-from tests.support.worker import WorkerProcess, wait_until
+from tests.support.worker import WorkerProcess, isolated_group, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -64,7 +64,9 @@ def edge(make_settings, sqlite_url: str, kafka_bootstrap: str, tmp_path: Path): 
 
 @pytest.fixture
 def worker(sqlite_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(sqlite_url, kafka_bootstrap, tmp_path / "worker").start()
+    proc = WorkerProcess(
+        sqlite_url, kafka_bootstrap, tmp_path / "worker", **isolated_group(kafka_bootstrap)
+    ).start()
     try:
         yield proc
     finally:

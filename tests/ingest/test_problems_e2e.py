@@ -28,7 +28,7 @@ from app.tls.dev_certs import make_dev_certs
 from tests.gateway.conftest import make_edge
 from tests.gateway.helpers import producer_for
 from tests.support import metrics
-from tests.support.worker import WorkerProcess, wait_until
+from tests.support.worker import WorkerProcess, isolated_group, wait_until
 from tests.webhooks.receiver import Received, Receiver
 
 pytestmark = pytest.mark.kafka
@@ -76,7 +76,9 @@ def edge(make_settings, sqlite_url: str, kafka_bootstrap: str, tmp_path: Path): 
 
 @pytest.fixture
 def worker(sqlite_url: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(sqlite_url, kafka_bootstrap, tmp_path / "worker").start()
+    proc = WorkerProcess(
+        sqlite_url, kafka_bootstrap, tmp_path / "worker", **isolated_group(kafka_bootstrap)
+    ).start()
     try:
         yield proc
     finally:

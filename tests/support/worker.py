@@ -135,3 +135,17 @@ def group_assignment(bootstrap: str, group: str = "inbound-ingest", **client: ob
             return {}
         raise
     return members if state == "Stable" else {}
+
+
+def isolated_group(bootstrap: str) -> dict[str, str]:
+    """Environment for a worker with a consumer group of its own, committed at the end of
+    every inbound topic there is now: it sees only what is produced from here on (topics made
+    later from their start), never the backlog earlier tests left in the shared default group
+    on the session broker. For tests that start their worker before producing."""
+    import uuid
+
+    from tests.support.offsets import start_group_at_end
+
+    group = f"inbound-ingest-{uuid.uuid4().hex[:10]}"
+    start_group_at_end(bootstrap, group)
+    return {"INBOUND_WORKER_GROUP_ID": group}

@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import Webhook as StandardVerifier
 from app.api.app import create_app
 from app.store.models import IngestError, WebhookDelivery
 from app.store.projects import create_project
-from tests.support.worker import WorkerProcess, wait_until
+from tests.support.worker import WorkerProcess, isolated_group, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -95,7 +95,9 @@ def test_invalid_event_ends_as_signed_delivery_with_its_error_id(
     assert made.status_code == 201, made.text
     hook_id, secret = made.json()["id"], made.json()["secret"]
 
-    worker = WorkerProcess(db_url, kafka_bootstrap, tmp_path / "worker").start()
+    worker = WorkerProcess(
+        db_url, kafka_bootstrap, tmp_path / "worker", **isolated_group(kafka_bootstrap)
+    ).start()
     try:
         _produce(kafka_bootstrap, f"in.{project}.purchases", b"{not json")
 
