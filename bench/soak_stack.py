@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -209,18 +208,18 @@ class Stack:
 
     # -- stop ----------------------------------------------------------------------------
     def stop(self) -> None:
-        # Every process is asked to stop first, then waited for: stopping one at a time
-        # added up to a minute to the run.
+        # Everything here is thrown away after the run (and killing is what the soak does
+        # anyway): SIGKILL, no graceful shutdown to wait for.
         procs = [w.proc for w in self.workers] + [s.proc for s in self.services.values()]
         live = [p for p in procs if p is not None and p.poll() is None]
         for proc in live:
-            proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+            proc.kill()
         for proc in live:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.wait(10)
+        state = local.read_state(self.kafka_dir)
+        for node in state.nodes if state else []:
+            if local.pid_alive(node["pid"]):
+                os.kill(node["pid"], signal.SIGKILL)
         if getattr(self, "receiver", None) is not None:
             self.receiver.shutdown()
         local.stop(self.kafka_dir)
